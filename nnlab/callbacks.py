@@ -1,0 +1,92 @@
+"""Keras callbacks of nnlab: the per-epoch history file, progress, and divergence."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from nnlab.backend import keras
+
+_Callback = keras().callbacks.Callback
+
+
+class HistoryLog(_Callback):
+    """Keeps every finished epoch's logs and appends them to history.csv as it goes.
+
+    The file always holds every finished epoch, so a run that is stopped or crashes
+    keeps its history so far. (The complete file is rewritten atomically at the end.)
+
+    Args:
+        path: the history.csv to append to (None: keep the history in memory only).
+    """
+
+    def __init__(self, path: Path | None):
+        super().__init__()
+        self.path = path
+        self.history: dict[str, list[float]] = {}
+        self._columns: list[str] | None = None
+
+    @property
+    def epochs_done(self) -> int:
+        """Number of epochs finished so far."""
+        return max((len(v) for v in self.history.values()), default=0)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
+        if self._columns is None:
+            self._columns = list(logs)
+            if self.path is not None:
+                with open(self.path, "w", newline="", encoding="utf-8") as handle:
+                    csv.writer(handle, lineterminator="\n").writerow(["epoch", *self._columns])
+        for name in self._columns:
+            self.history.setdefault(name, []).append(logs.get(name, math.nan))
+        if self.path is not None:
+            with open(self.path, "a", newline="", encoding="utf-8") as handle:
+                csv.writer(handle, lineterminator="\n").writerow(
+                    [epoch + 1, *(repr(logs.get(c, math.nan)) for c in self._columns)])
+
+
+class DivergenceGuard(_Callback):
+    """Stops training when the loss becomes NaN or infinite, and remembers the epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.diverged_at: int | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = self._epoch + 1
+            self.model.stop_training = True
+
+
+class EpochReporter(_Callback):
+    """Calls ``report(epoch, epochs, logs, seconds)`` after every epoch."""
+
+    def __init__(self, report: Callable[[int, int, dict[str, float], float], None], epochs: int):
+        super().__init__()
+        self.report = report
+        self.epochs = epochs
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
+        self.report(epoch + 1, self.epochs, logs, time.perf_counter() - self._started)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,511 @@
+"""The experiment config: its schema, reading it from YAML, and command-line overrides.
+
+A config is validated completely before anything trains: the schema here
+(pydantic), then the Keras names (see :mod:`nnlab.keras_objects`), then the model
+against its data (see :mod:`nnlab.model`). Every refusal names the file, the line
+and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from nnlab.errors import ConfigError
+from nnlab.suggestions import unknown_name_message
+from nnlab.yamlfile import YamlDocument, parse_yaml, read_yaml_file
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+MAX_EPOCHS = 1_000_000
+MAX_BATCH = 10_000_000
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Preprocessing(Strict):
+    """What is done to the arrays between loading and training.
+
+    Anything fitted (standardization) learns from the training rows only.
+    """
+
+    scale: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="divide inputs by this number (255 for 8-bit images)")
+    standardize: bool = Field(False, description="zero mean, unit variance per feature, "
+                                                 "with statistics of the training rows only")
+    flatten: bool = Field(False, description="reshape each example to one vector")
+    channel_axis: bool = Field(False, description="append a channel axis (28x28 -> 28x28x1) for Conv2D")
+    labels: Literal["auto", "integer", "onehot"] = Field(
+        "auto", description="auto: one-hot for categorical_crossentropy, integers otherwise")
+
+
+class DatasetConfig(BaseModel):
+    """``dataset``: a registered name, its loader options, and preprocessing."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="a registered dataset (see `nnlab datasets`)")
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The loader options: every key besides name and preprocessing."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _known_dataset_and_options(self) -> "DatasetConfig":
+        from nnlab import datasets
+
+        try:
+            spec = datasets.get(self.name)
+        except KeyError as err:
+            raise _located(("name",), err.args[0]) from None
+        try:
+            spec.options_model.model_validate(self.options)
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            loc = tuple(first["loc"])
+            if first["type"] == "extra_forbidden":
+
+                accepted = [*spec.options, "preprocessing"]
+                message = unknown_name_message("option", loc[0], accepted, of=f"of dataset '{self.name}'")
+            else:
+                message = _friendly(first)
+            raise _located(loc[:1], message) from None
+        return self
+
+
+class EarlyStopping(Strict):
+    """``training.early_stopping``: Keras's EarlyStopping callback."""
+
+    monitor: str = "val_loss"
+    patience: Annotated[int, Field(ge=0)] = 5
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    restore_best_weights: bool = True
+
+
+class Training(Strict):
+    """``training``: how model.fit is called."""
+
+    epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
+    batch_size: Union[Annotated[int, Field(ge=1, le=MAX_BATCH)], Literal["full"]] = Field(
+        32, description="examples per step, or 'full' for full-batch gradient descent")
+    validation_split: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="fraction of the training part held out for validation, taken from its end "
+                          "(as Keras's validation_split does)")
+    validation_holdout: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="number of training examples held out for validation, taken from its front "
+                          "(as the lesson listings do)")
+    shuffle: bool = True
+    early_stopping: EarlyStopping | None = None
+    tensorboard: bool = Field(False, description="write TensorBoard logs into the run folder")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BATCH):
+            return value
+        raise ValueError(f"must be a whole number from 1 to {MAX_BATCH} or 'full' (got {value!r})")
+
+    @model_validator(mode="after")
+    def _one_validation(self) -> "Training":
+        if self.validation_split is not None and self.validation_holdout is not None:
+            raise _located(("validation_holdout",),
+                           "give validation_split or validation_holdout, not both")
+        return self
+
+
+class KFold(Strict):
+    """``kfold``: k-fold cross-validation (``nnlab kfold``)."""
+
+    k: Annotated[int, Field(ge=2, le=1000)] = 4
+    shuffle: bool = False
+
+
+class ModelConfig(Strict):
+    """``model``: the layer stack; the input shape comes from the data."""
+
+    layers: list[Any] = Field(min_length=1, description="Keras layers in one-key form: "
+                                                        "`- Dense: {units: 16, activation: relu}`")
+
+    @field_validator("layers")
+    @classmethod
+    def _one_key_layers(cls, layers: list[Any]) -> list[dict[str, dict[str, Any]]]:
+        normalized = []
+        for i, layer in enumerate(layers):
+            try:
+                normalized.append(one_key(layer, "layer"))
+            except ValueError as err:
+                raise _located((i,), str(err)) from None
+        return normalized
+
+
+class OptimizerConfig(BaseModel):
+    """``optimizer``: a Keras optimizer name plus its keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for the optimizer (learning_rate, momentum, ...)."""
+        return dict(self.model_extra or {})
+
+
+class Config(Strict):
+    """A whole experiment."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
+        description="names the run folder: letters, digits, '_', '-', '.'")
+    description: str | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    dataset: DatasetConfig
+    model: ModelConfig
+    optimizer: OptimizerConfig
+    loss: Any = Field(description="a Keras loss name, or one-key form with arguments")
+    metrics: list[Any] = Field(default_factory=list)
+    training: Training
+    kfold: KFold = Field(default_factory=KFold)
+
+    _source: str = PrivateAttr(default="<config>")
+    _document: YamlDocument | None = PrivateAttr(default=None)
+    _overrides: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _no_dots_only(cls, name: str) -> str:
+        if ".." in name:
+            raise ValueError("must not contain '..'")
+        return name
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer_name_only(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_form(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        try:
+            return one_key(value, "loss")
+        except ValueError as err:
+            raise ValueError(f"{err}; or a name such as 'mse'") from None
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_forms(cls, values: list[Any]) -> list[Any]:
+        out = []
+        for i, value in enumerate(values):
+            if isinstance(value, str):
+                out.append(value)
+                continue
+            try:
+                out.append(one_key(value, "metric"))
+            except ValueError as err:
+                raise _located((i,), f"{err}; or a name such as 'accuracy'") from None
+        return out
+
+    # -- where things are ---------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """The file this config was read from (or a label)."""
+        return self._source
+
+    @property
+    def overrides(self) -> list[str]:
+        """The ``--set key=value`` overrides applied, in order."""
+        return list(self._overrides)
+
+    def error(self, key: tuple, message: str) -> ConfigError:
+        """A ConfigError pointing at ``key`` (a path such as ``("model", "layers", 1)``)."""
+        return _error_at(key, message, self._source, self._document, self._overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved config as plain data, in the file's form."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["dataset"] = {"name": self.dataset.name, **self.dataset.options,
+                           "preprocessing": self.dataset.preprocessing.model_dump(mode="json", exclude_none=True)}
+        data["optimizer"] = {"name": self.optimizer.name, **self.optimizer.options}
+        return data
+
+
+def one_key(value: Any, what: str) -> dict[str, dict[str, Any]]:
+    """Normalize ``Name`` or ``{Name: {kwargs}}`` to ``{Name: {kwargs}}``.
+
+    Raises:
+        ValueError: when the value has another form.
+    """
+    if isinstance(value, str):
+        return {value: {}}
+    if isinstance(value, dict) and len(value) == 1:
+        (name, kwargs), = value.items()
+        if kwargs is None:
+            kwargs = {}
+        if isinstance(name, str) and isinstance(kwargs, dict):
+            return {name: kwargs}
+    raise ValueError(f"a {what} is a class name, or a mapping of one class name to its keyword "
+                     f"arguments such as `Dense: {{units: 16}}` (got {value!r})")
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def resolve_config_path(name_or_path: str, cwd: Path | None = None) -> Path:
+    """Find the YAML file for ``nnlab train X``.
+
+    A path that exists is used as is. A bare name (``spiral_mlp``) means
+    ``configs/<name>.yaml`` in the working directory, else the example config
+    of that name installed with nnlab.
+
+    Returns:
+        The file's path.
+
+    Raises:
+        ConfigError: when nothing matches, listing the example names.
+    """
+    cwd = cwd or Path.cwd()
+    candidate = Path(name_or_path)
+    if (cwd / candidate).is_file():
+        return cwd / candidate if not candidate.is_absolute() else candidate
+    looks_like_path = "/" in name_or_path or "\\" in name_or_path or candidate.suffix in (".yaml", ".yml")
+    if looks_like_path or ".." in name_or_path or not re.match(NAME_PATTERN, name_or_path):
+        raise ConfigError("config file not found", source=name_or_path)
+    for folder in (cwd / "configs", example_configs_dir()):
+        for suffix in (".yaml", ".yml"):
+            if folder is not None and (folder / f"{name_or_path}{suffix}").is_file():
+                return folder / f"{name_or_path}{suffix}"
+
+    raise ConfigError(unknown_name_message("config", name_or_path, example_names())
+                      + "; or give the path of a YAML file", source=name_or_path)
+
+
+def example_configs_dir() -> Path | None:
+    """The example configs installed with nnlab (or, in a source checkout, configs/)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "configs", here.parent / "configs"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def example_names() -> list[str]:
+    """Names of the example configs shipped with nnlab."""
+    folder = example_configs_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder else []
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] = (), *, base_dir: Path | None = None) -> Config:
+    """Read, override and validate a config.
+
+    Args:
+        name_or_path: a YAML file or the bare name of one (see :func:`resolve_config_path`).
+        overrides: ``key=value`` strings applied before validation; values are YAML.
+        base_dir: folder relative dataset paths are resolved against when they do not
+            exist relative to the working directory (default: the config's folder).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: with file, line and key of every problem found.
+    """
+    path = resolve_config_path(str(name_or_path))
+    document = read_yaml_file(path)
+    return config_from_document(document, overrides, base_dir=base_dir or path.parent)
+
+
+def config_from_text(text: str, source: str = "<config>", overrides: list[str] = ()) -> Config:
+    """Validate a config given as YAML text (for tests and programmatic use)."""
+    return config_from_document(parse_yaml(text, source), overrides)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a config given as plain data."""
+    return config_from_document(YamlDocument(copy.deepcopy(data), source), [])
+
+
+def config_from_document(document: YamlDocument, overrides: list[str] = (),
+                         base_dir: Path | None = None) -> Config:
+    """Apply overrides to a parsed YAML document and validate it."""
+    source = document.source
+    data = document.data
+    if data is None:
+        raise ConfigError("empty file: a config is a mapping with at least name, dataset, model, "
+                          "optimizer, loss and training", source=source)
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config is a mapping of keys to values, got {type(data).__name__}",
+                          source=source, line=document.line_of(()))
+    data = copy.deepcopy(data)
+    applied = []
+    for override in overrides:
+        apply_override(data, override)
+        applied.append(override)
+    if "name" not in data and source.endswith((".yaml", ".yml")):
+        data["name"] = Path(source).stem
+    _resolve_data_path(data, base_dir)
+    try:
+        config = Config.model_validate(data)
+    except pydantic.ValidationError as err:
+        problems = []
+        seen = set()
+        for item in err.errors():
+            loc = tuple(item["loc"])
+            message = _friendly(item)
+            key = loc
+            if isinstance(item.get("ctx", {}).get("error"), _LocatedError):
+                located = item["ctx"]["error"]
+                key, message = loc + located.loc, located.message
+            key = _strip_union_tags(key)
+            if (key, message) in seen:
+                continue
+            seen.add((key, message))
+            if item["type"] == "extra_forbidden":
+                message = _unknown_key_message(key)
+            problems.append(_error_at(key, message, source, document, applied))
+        if len(problems) == 1:
+            raise problems[0] from None
+        raise ConfigError(f"{len(problems)} problems", source=source, problems=problems) from None
+    config._source = source
+    config._document = document
+    config._overrides = applied
+    return config
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set ``a.b.0.c=value`` in ``data`` in place; the value is read as YAML.
+
+    Raises:
+        ConfigError: when the override is not ``key=value`` or its path does not fit the data.
+    """
+    source = f"--set {override}"
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError("expected key=value with a dotted key, e.g. training.epochs=5", source=source)
+    value = parse_yaml(raw, source).data if raw.strip() else None
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                raise ConfigError(f"'{'.'.join(parts[:depth])}' is a list of {len(node)} items; "
+                                  f"'{part}' is not a position in it (0 to {len(node) - 1})", source=source)
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise ConfigError(f"'{'.'.join(parts[:depth])}' is a single value, it has no key '{part}'",
+                              source=source)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a config, for editors."""
+    schema = Config.model_json_schema()
+    schema["title"] = "nnlab experiment config"
+    return schema
+
+
+# -- error reporting -----------------------------------------------------------------------
+
+class _LocatedError(ValueError):
+    """A validator's error about a key below the field it validates."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def _located(loc: tuple, message: str) -> _LocatedError:
+    return _LocatedError(tuple(loc), message)
+
+
+def _strip_union_tags(loc: tuple) -> tuple:
+    # pydantic adds the union member it tried ("int", "constrained-int", "function-after[...]").
+    return tuple(p for p in loc if not (isinstance(p, str) and (
+        p in ("int", "float", "str", "bool", "constrained-int", "constrained-float", "literal['full']",
+              "none", "list[any]")
+        or p.startswith(("function-", "literal[", "constrained-", "union[", "EarlyStopping")))))
+
+
+def _friendly(item: dict[str, Any]) -> str:
+    kind = item["type"]
+    value = item.get("input")
+    message = item["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return (f"'{value}' is not accepted: use letters, digits, '_', '-' and '.' only "
+                "(at most 100 characters, starting with a letter or digit)")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    if kind not in ("value_error", "assertion_error") and "got" not in message:
+        message = f"{message[0].lower()}{message[1:]} (got {shown})"
+    return message
+
+
+def _unknown_key_message(loc: tuple) -> str:
+
+    fields = _fields_at(loc[:-1])
+    return unknown_name_message("key", loc[-1], fields) if fields else f"unknown key '{loc[-1]}'"
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = _unwrap(model.model_fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in typing.get_args(annotation) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
+
+
+def _error_at(key: tuple, message: str, source: str, document: YamlDocument | None,
+              overrides: list[str]) -> ConfigError:
+    dotted = ".".join(str(k) for k in key)
+    for override in reversed(overrides):
+        set_key = override.partition("=")[0].strip()
+        if dotted == set_key or dotted.startswith(set_key + "."):
+            return ConfigError(message, source=f"--set {override}", key=dotted or None)
+    line = document.line_of(key) if document is not None else None
+    return ConfigError(message, source=source, line=line, key=dotted or None)
+
+
+def _resolve_data_path(data: dict[str, Any], base_dir: Path | None) -> None:
+    dataset = data.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("path"), str) or base_dir is None:
+        return
+    path = Path(dataset["path"]).expanduser()
+    if not path.is_absolute() and not path.exists() and (base_dir / path).exists():
+        dataset["path"] = str(base_dir / path)

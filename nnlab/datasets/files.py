@@ -1,0 +1,154 @@
+"""The user's own data: a CSV file with a target column, or an npz file of arrays."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from nnlab.datasets.base import Dataset, Task
+from nnlab.datasets.registry import register
+from nnlab.datasets.scikit import split_seeded
+from nnlab.errors import DataError
+
+TestSize = Annotated[float, Field(gt=0, lt=1)]
+#: At most this many distinct integer targets make a column a classification target.
+MAX_INFERRED_CLASSES = 50
+
+
+def infer_task(y: np.ndarray) -> Task:
+    """binary, multiclass or regression, from the target values."""
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y) & (np.round(y) == y)):
+        return "regression"
+    values = np.unique(y)
+    if len(values) <= 2:
+        return "binary"
+    return "multiclass" if len(values) <= MAX_INFERRED_CLASSES else "regression"
+
+
+def encode_labels(y: np.ndarray, task: Task) -> tuple[np.ndarray, list[str] | None]:
+    """Regression targets to float32; class labels to 0..K-1 with their names."""
+    if task == "regression":
+        return y.astype("float32"), None
+    classes, codes = np.unique(y, return_inverse=True)
+    if y.dtype.kind in "iu" and classes.min() >= 0 and np.array_equal(classes, np.arange(len(classes))):
+        return y.astype("int64"), [str(c) for c in classes]
+    return codes.astype("int64"), [str(c) for c in classes]
+
+
+@register("csv", task=None, summary="your CSV file: numeric feature columns and a target column")
+def csv_file(path: str, target: str, task: Task | None = None, test_size: TestSize = 0.2,
+             split_seed: int = 0, delimiter: str = ",") -> Dataset:
+    """A CSV file with a header row; every column but ``target`` is a numeric feature.
+
+    Args:
+        path: the CSV file.
+        target: name of the target column.
+        task: binary, multiclass or regression; inferred from the target when omitted.
+        test_size: fraction held out as the test part (seeded, stratified for classes).
+        split_seed: seed of that split.
+        delimiter: the column separator.
+
+    Returns:
+        The dataset.
+    """
+    file = Path(path)
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle, delimiter=delimiter))
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(file)) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"cannot read as CSV: {err}", source=str(file)) from None
+    if len(rows) < 2:
+        raise DataError("needs a header row and at least one data row", source=str(file))
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if target not in header:
+        raise DataError(f"no column named '{target}' (columns: {', '.join(header)})",
+                        source=str(file), line=1, key="dataset.target")
+    t = header.index(target)
+    features, targets = [], []
+    for line_no, row in enumerate(body, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise DataError(f"has {len(row)} fields, the header has {len(header)}", source=str(file),
+                            line=line_no)
+        values = []
+        for i, cell in enumerate(row):
+            if i == t:
+                continue
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise DataError(f"column '{header[i]}' holds '{cell}', expected a number",
+                                source=str(file), line=line_no) from None
+        features.append(values)
+        targets.append(row[t].strip())
+    x = np.asarray(features, dtype="float32")
+    try:
+        y = np.asarray([float(v) for v in targets])
+    except ValueError:
+        y = np.asarray(targets)
+        task = task or ("binary" if len(set(targets)) == 2 else "multiclass")
+    task = task or infer_task(y)
+    y, class_names = encode_labels(y, task)
+    x_train, x_test, y_train, y_test = split_seeded(x, y, test_size=test_size, split_seed=split_seed,
+                                                    stratify=task != "regression")
+    return Dataset(name=file.stem, task=task, x_train=x_train, y_train=y_train, x_test=x_test,
+                   y_test=y_test, class_names=class_names,
+                   feature_names=[h for i, h in enumerate(header) if i != t], source=str(file))
+
+
+@register("npz", task=None, summary="your .npz file: arrays x and y, optionally x_test and y_test")
+def npz_file(path: str, task: Task | None = None, test_size: TestSize = 0.2, split_seed: int = 0,
+             image_shape: list[int] | None = None) -> Dataset:
+    """An ``.npz`` file with arrays ``x`` and ``y`` (and optionally ``x_test``, ``y_test``).
+
+    Without ``x_test`` a seeded ``test_size`` split is taken. Never loads pickled objects.
+
+    Returns:
+        The dataset.
+    """
+    file = Path(path)
+    arrays = read_npz(file)
+    missing = {"x", "y"} - set(arrays)
+    if missing:
+        raise DataError(f"has arrays {sorted(arrays)}; needs 'x' and 'y' (and optionally 'x_test', "
+                        "'y_test')", source=str(file))
+    x, y = arrays["x"], arrays["y"]
+    if len(x) != len(y):
+        raise DataError(f"'x' has {len(x)} rows but 'y' has {len(y)}", source=str(file))
+    has_test = "x_test" in arrays and "y_test" in arrays
+    all_y = np.concatenate([y, arrays["y_test"]]) if has_test else y
+    task = task or infer_task(all_y)
+    encoded, class_names = encode_labels(all_y, task)
+    y = encoded[: len(y)]
+    if has_test:
+        x_train, y_train, x_test, y_test = x, y, arrays["x_test"], encoded[len(y):]
+    else:
+        x_train, x_test, y_train, y_test = split_seeded(x, y, test_size=test_size, split_seed=split_seed,
+                                                        stratify=task != "regression")
+    return Dataset(name=file.stem, task=task, x_train=x_train, y_train=y_train, x_test=x_test,
+                   y_test=y_test, class_names=class_names,
+                   image_shape=tuple(image_shape) if image_shape else None, source=str(file))
+
+
+def read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz file, refusing pickled objects and naming the file on any error."""
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(file)) from None
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise DataError("holds pickled Python objects, which nnlab never loads; save plain numeric "
+                            "arrays", source=str(file)) from None
+        raise DataError(f"not a readable .npz file: {err}", source=str(file)) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"not a readable .npz file (corrupt or truncated): {err}", source=str(file)) from None

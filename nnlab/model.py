@@ -1,0 +1,115 @@
+"""Building and compiling the Keras model of a config, and checking it fits its data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnlab.backend import keras
+from nnlab.config import Config
+from nnlab.keras_objects import build_objects, keras_reason
+from nnlab.preprocessing import ONEHOT_LOSSES
+
+_SPARSE_LOSSES = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy",
+                  "sparse_categorical_focal_crossentropy"}
+_BINARY_LOSSES = {"binary_crossentropy", "binarycrossentropy", "binary_focal_crossentropy",
+                  "binaryfocalcrossentropy", "hinge", "squared_hinge", "squaredhinge"}
+
+
+def build_model(config: Config, input_shape: tuple[int, ...], *, task: str | None = None,
+                num_classes: int | None = None, compile: bool = True) -> Any:
+    """A Sequential model of the config's layers on ``input_shape``, compiled.
+
+    Each layer is connected in turn, so a layer that does not fit what comes before
+    it (Conv2D on flat input) is reported at its own key. With ``task`` given, the
+    output layer and the loss are checked against the data.
+
+    Args:
+        config: the validated config.
+        input_shape: shape of one example after preprocessing.
+        task: binary, multiclass or regression.
+        num_classes: number of classes for classification.
+        compile: compile with the config's optimizer, loss and metrics.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        ConfigError: pointing at the layer, loss or metric that does not fit.
+    """
+    k = keras()
+    objects = build_objects(config)
+    model = k.Sequential(name=config.name.replace(".", "_"))
+    model.add(k.Input(shape=tuple(input_shape)))
+    for i, layer in enumerate(objects.layers):
+        try:
+            model.add(layer)
+        except Exception as err:
+            spec = config.model.layers[i]
+            name = next(iter(spec))
+            shape = model.output_shape if model.layers else (None, *input_shape)
+            raise config.error(("model", "layers", i),
+                               f"layer {i} ({name}) does not fit its input of shape {_shape(shape)}: "
+                               f"{keras_reason(err)}") from None
+    if task is not None:
+        check_output(config, model.output_shape, task, num_classes)
+    if compile:
+        model.compile(optimizer=objects.optimizer, loss=objects.loss, metrics=objects.metrics)
+    return model
+
+
+def check_output(config: Config, output_shape: tuple, task: str, num_classes: int | None) -> None:
+    """Refuse an output layer or loss that cannot work for the task.
+
+    Raises:
+        ConfigError: at the last layer or at the loss, saying what would fit.
+    """
+    last = ("model", "layers", len(config.model.layers) - 1)
+    units = output_shape[-1]
+    loss = (config.loss if isinstance(config.loss, str) else next(iter(config.loss))).lower()
+    if len(output_shape) != 2:
+        raise config.error(last, f"the model's output has shape {_shape(output_shape)}; it must be one "
+                                 "vector per example (add Flatten before the last Dense)")
+    if task == "multiclass":
+        if loss in _SPARSE_LOSSES | ONEHOT_LOSSES and units != num_classes:
+            raise config.error(last, f"the last layer gives {units} outputs, but the data has {num_classes} "
+                                     f"classes: use {num_classes} units with softmax for {loss}")
+        if loss in _BINARY_LOSSES:
+            raise config.error(("loss",), f"{loss} is for two classes, but the data has {num_classes}: use "
+                                          "sparse_categorical_crossentropy (integer labels) or "
+                                          "categorical_crossentropy (one-hot labels)")
+    elif task == "binary":
+        if loss in _BINARY_LOSSES and units != 1:
+            raise config.error(last, f"the last layer gives {units} outputs; {loss} needs 1 (sigmoid)")
+        if loss in _SPARSE_LOSSES | ONEHOT_LOSSES and units != 2:
+            raise config.error(last, f"the last layer gives {units} outputs; {loss} over 2 classes needs 2 "
+                                     "(softmax), or use 1 unit with binary_crossentropy")
+    elif task == "regression":
+        if loss in _SPARSE_LOSSES | ONEHOT_LOSSES | _BINARY_LOSSES:
+            raise config.error(("loss",), f"{loss} is a classification loss, but the data is a regression "
+                                          "target: use mse, mae or huber")
+
+
+def count_params(model: Any) -> int:
+    """Number of parameters of the model (trainable and not)."""
+    return int(model.count_params())
+
+
+def summary_text(model: Any) -> str:
+    """The model summary as plain text."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=90)
+    text = "\n".join(lines)
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _shape(shape: Any) -> str:
+    return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
+
+
+def as_batch(x: np.ndarray) -> np.ndarray:
+    """One example with the batch axis Keras needs in front."""
+    return np.expand_dims(x, 0)

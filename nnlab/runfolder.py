@@ -1,0 +1,177 @@
+"""The run folder: the unit of record of one experiment.
+
+``runs/<UTC timestamp>_<name>[_kind]/`` holds everything needed to understand a run.
+Files are written atomically (a temporary file in the same folder, then a rename),
+so a reader never sees half a JSON file under its final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from nnlab.errors import NnlabError
+
+STATUSES = ("running", "completed", "failed", "interrupted", "diverged")
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def utc_now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def to_json(data: Any) -> str:
+    """JSON text of ``data``; NaN and infinities become null (JSON has neither)."""
+    return json.dumps(_finite(data), indent=2, sort_keys=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _finite(value.item())
+    return value
+
+
+class RunFolder:
+    """One run's folder and the files in it.
+
+    Args:
+        path: the folder (it must exist).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def run_id(self) -> str:
+        """The folder's name, which identifies the run."""
+        return self.path.name
+
+    @classmethod
+    def create(cls, runs_dir: str | Path, name: str, kind_suffix: str = "",
+               started: datetime | None = None) -> "RunFolder":
+        """Make a new, unique run folder under ``runs_dir``.
+
+        Two runs of the same name started in the same second get ``..._name``
+        and ``..._name-2``; creation is atomic (mkdir), so concurrent processes
+        never share a folder.
+
+        Args:
+            runs_dir: the runs root (created if missing).
+            name: the config's name (already validated: no path separators).
+            kind_suffix: appended to the name, e.g. ``_kfold``.
+            started: the timestamp to use (default now).
+
+        Returns:
+            The new run folder.
+        """
+        if "/" in name or "\\" in name or ".." in name or name.startswith("."):
+            raise NnlabError(f"run name '{name}' may not contain path separators or '..'", key="name")
+        root = Path(runs_dir)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise NnlabError(f"cannot create the runs directory: {err.strerror}", source=str(root)) from None
+        stamp = (started or utc_now()).strftime(TIMESTAMP_FORMAT)
+        base = f"{stamp}_{name}{kind_suffix}"
+        for attempt in range(1, 10_000):
+            path = root / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise NnlabError(f"cannot create a run folder: {err.strerror}", source=str(root)) from None
+            return cls(path)
+        raise NnlabError("too many run folders with the same name and second", source=str(root))
+
+    def file(self, name: str) -> Path:
+        """Path of a file in the folder (creating its parent folders)."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write a text file atomically; returns its path."""
+        path = self.file(name)
+        atomic_write(path, text)
+        return path
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write a JSON file atomically; returns its path."""
+        return self.write_text(name, to_json(data))
+
+    def write_yaml(self, name: str, data: Any) -> Path:
+        """Write a YAML file atomically; returns its path."""
+        return self.write_text(name, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+    def read_json(self, name: str) -> Any:
+        """Read a JSON file of the folder."""
+        return json.loads((self.path / name).read_text(encoding="utf-8"))
+
+
+def write_history_csv(path: Path, history: dict[str, list[float]], first_epoch: int = 1) -> None:
+    """Write a per-epoch history (Keras's ``History.history``) as CSV, atomically."""
+    columns = list(history)
+    rows = max((len(v) for v in history.values()), default=0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", *columns])
+    for i in range(rows):
+        writer.writerow([first_epoch + i, *(_cell(history[c], i) for c in columns)])
+    atomic_write(path, buffer.getvalue())
+
+
+def read_history_csv(path: Path) -> dict[str, list[float]]:
+    """Read a history.csv back into ``{column: values}`` (the epoch column included)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None) or []
+        columns: dict[str, list[float]] = {name: [] for name in header}
+        for row in reader:
+            if len(row) != len(header):
+                break  # a line cut short by a crash
+            for name, cell in zip(header, row):
+                columns[name].append(float(cell) if cell not in ("", "nan") else math.nan)
+    return columns
+
+
+def _cell(values: Iterable[float], i: int) -> str:
+    values = list(values)
+    if i >= len(values):
+        return ""
+    return repr(float(values[i]))
