@@ -25,13 +25,9 @@ def keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        import keras as _keras
-
-        return _keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # TensorFlow's C++ start-up lines (oneDNN, CUDA stubs) are written before its
-    # log settings are read; keep them off the user's terminal unless asked for.
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    # log settings are read, so they are kept off the terminal while it imports.
     with _quiet_stderr():
         import keras as _keras
     return _keras

@@ -76,14 +76,13 @@ def train(
 ) -> None:
     """Train one experiment and write its run folder under runs/."""
     from nnlab.config import load_config
-    from nnlab.reporting import EpochProgress, console, run_summary
+    from nnlab.reporting import EpochProgress, run_summary
     from nnlab.training import train as run_training
 
     cfg = load_config(config, set_ or [])
     if quiet or json_output:
         result = run_training(cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
     else:
-        console.print(f"training [bold]{cfg.name}[/] ({cfg.source})")
         with EpochProgress(cfg.name, cfg.training.epochs) as progress:
             result = run_training(cfg, runs_dir=runs_dir, data_dir=data_dir, report=progress, argv=sys.argv)
     if json_output:

@@ -373,6 +373,7 @@ def config_from_document(document: YamlDocument, overrides: list[str] = (),
             if item["type"] == "extra_forbidden":
                 message = _unknown_key_message(key)
             problems.append(_error_at(key, message, source, document, applied))
+        problems = _drop_missing_explained_by_typo(problems)
         if len(problems) == 1:
             raise problems[0] from None
         raise ConfigError(f"{len(problems)} problems", source=source, problems=problems) from None
@@ -380,6 +381,16 @@ def config_from_document(document: YamlDocument, overrides: list[str] = (),
     config._document = document
     config._overrides = applied
     return config
+
+
+def _drop_missing_explained_by_typo(problems: list[ConfigError]) -> list[ConfigError]:
+    """'epochs is missing' says nothing new beside "unknown key 'epoch'; did you mean 'epochs'?"."""
+    suggested = set()
+    for p in problems:
+        match = re.search(r"did you mean '([^']+)'", p.message)
+        if match and p.key:
+            suggested.add(p.key.rsplit(".", 1)[0] + "." + match.group(1) if "." in p.key else match.group(1))
+    return [p for p in problems if not (p.message == "required key is missing" and p.key in suggested)]
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
@@ -494,11 +505,14 @@ def _unwrap(annotation: Any) -> Any:
 def _error_at(key: tuple, message: str, source: str, document: YamlDocument | None,
               overrides: list[str]) -> ConfigError:
     dotted = ".".join(str(k) for k in key)
+    line = document.line_of(key) if document is not None else None
     for override in reversed(overrides):
         set_key = override.partition("=")[0].strip()
         if dotted == set_key or dotted.startswith(set_key + "."):
             return ConfigError(message, source=f"--set {override}", key=dotted or None)
-    line = document.line_of(key) if document is not None else None
+        if set_key.startswith(dotted + "."):  # the override changed something inside this key
+            return ConfigError(f"{message} (after --set {override})", source=source, line=line,
+                               key=dotted or None)
     return ConfigError(message, source=source, line=line, key=dotted or None)
 
 

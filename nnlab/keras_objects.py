@@ -60,6 +60,7 @@ def layer(spec: dict[str, dict[str, Any]], config: Config, key: tuple) -> Any:
     if name not in known:
         raise config.error(key, unknown_name_message("layer", name, known) +
                            "; layers are Keras class names, see keras.io/api/layers")
+    _check_arguments(getattr(k.layers, name), kwargs, config, key + (name,))
     _check_activations(kwargs, config, key + (name,))
     keras_config = {"module": "keras.layers", "class_name": name,
                     "config": _nested(kwargs, config, key + (name,))}
@@ -162,6 +163,28 @@ def keras_reason(err: Exception) -> str:
             text = str(err)
     text = " ".join(text.split())
     return text if len(text) < 400 else text[:397] + "..."
+
+
+def _check_arguments(cls: type, kwargs: dict[str, Any], config: Config, key: tuple) -> None:
+    """Refuse keyword arguments that no ``__init__`` along the class's hierarchy names."""
+    import inspect
+
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return  # cannot tell: let Keras judge
+        accepted |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+    for arg in kwargs:
+        if arg in ("input_shape", "input_dim", "batch_input_shape"):
+            raise config.error(key + (arg,), "the input shape comes from the data; remove this argument")
+        if arg not in accepted:
+            raise config.error(key + (arg,), unknown_name_message("argument", arg, accepted,
+                                                                  of=f"of {cls.__name__}"))
 
 
 def _check_activations(kwargs: dict[str, Any], config: Config, key: tuple) -> None:

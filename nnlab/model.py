@@ -42,13 +42,13 @@ def build_model(config: Config, input_shape: tuple[int, ...], *, task: str | Non
     objects = build_objects(config)
     model = k.Sequential(name=config.name.replace(".", "_"))
     model.add(k.Input(shape=tuple(input_shape)))
+    shape = (None, *input_shape)
     for i, layer in enumerate(objects.layers):
         try:
             model.add(layer)
+            shape = model.output_shape
         except Exception as err:
-            spec = config.model.layers[i]
-            name = next(iter(spec))
-            shape = model.output_shape if model.layers else (None, *input_shape)
+            name = next(iter(config.model.layers[i]))
             raise config.error(("model", "layers", i),
                                f"layer {i} ({name}) does not fit its input of shape {_shape(shape)}: "
                                f"{keras_reason(err)}") from None

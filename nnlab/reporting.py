@@ -14,8 +14,9 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def format_logs(logs: dict[str, float]) -> str:
-    """``loss 0.3120 · accuracy 0.8810 · val_loss ...``."""
-    return "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+    """``loss 0.3120  accuracy 0.8810  val_loss ...``: loss first, validation last."""
+    order = sorted(logs, key=lambda k: (k.startswith("val_"), k.removeprefix("val_") != "loss"))
+    return "  ".join(f"{k} {logs[k]:.4f}" for k in order)
 
 
 class EpochProgress:
@@ -60,7 +61,8 @@ class EpochProgress:
         now = time.monotonic()
         if epoch == 1 or epoch == epochs or epoch % self.every == 0 or now - self._last_print > 30:
             self._last_print = now
-            console.print(f"{self.label} epoch {epoch}/{epochs} ({seconds:.2f}s)  {format_logs(logs)}")
+            console.print(f"{self.label} epoch {epoch}/{epochs} ({seconds:.2f}s)  {format_logs(logs)}",
+                          soft_wrap=True)
             sys.stdout.flush()
 
 

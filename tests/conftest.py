@@ -1,0 +1,64 @@
+"""Shared fixtures: run the CLI in-process, and configs written to temporary files."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli():
+    """Invoke ``nnlab ARGS...`` in this process; returns typer's Result (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from nnlab.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write YAML text (dedented) to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "experiment.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    return write
+
+
+def run_nnlab(*args, cwd=None, env=None, **kwargs):
+    """Run ``python -m nnlab ARGS`` in a subprocess."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "nnlab", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, **kwargs)
+
+
+SPIRAL = """
+name: tiny_spiral
+seed: 0
+dataset: {name: spiral, points_per_class: 50, classes: 3}
+model:
+  layers:
+    - Dense: {units: 32, activation: relu, kernel_regularizer: {L2: {l2: 0.0005}}}
+    - Dense: {units: 3, activation: softmax}
+optimizer: {name: sgd, learning_rate: 1.0}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+training: {epochs: 5, batch_size: full}
+""".lstrip()
