@@ -21,13 +21,15 @@ class HistoryLog(_Callback):
 
     Args:
         path: the history.csv to append to (None: keep the history in memory only).
+        history: the history of the epochs before this fit, when resuming.
     """
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, history: dict[str, list[float]] | None = None):
         super().__init__()
         self.path = path
-        self.history: dict[str, list[float]] = {}
-        self._columns: list[str] | None = None
+        # A resumed run continues the history it had (its file already has a header).
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+        self._columns: list[str] | None = list(self.history) if self.history else None
 
     @property
     def epochs_done(self) -> int:
@@ -47,6 +49,40 @@ class HistoryLog(_Callback):
             with open(self.path, "a", newline="", encoding="utf-8") as handle:
                 csv.writer(handle, lineterminator="\n").writerow(
                     [epoch + 1, *(repr(logs.get(c, math.nan)) for c in self._columns)])
+
+
+class LastEpochWeights(_Callback):
+    """Keeps a copy of the weights and optimizer state after the last finished epoch.
+
+    Copying in memory costs little next to an epoch, and lets a stopped or crashed
+    run save a checkpoint of its last whole epoch rather than of half an epoch.
+    Epochs whose loss is NaN or infinite are not kept.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self._weights: list | None = None
+        self._optimizer: list | None = None
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return
+        import numpy as np
+
+        self._weights = [np.array(w, copy=True) for w in self.model.get_weights()]
+        self._optimizer = [np.array(v, copy=True) for v in self.model.optimizer.variables]
+        self.epoch = epoch + 1
+
+    def restore(self, model: Any) -> bool:
+        """Put the kept weights and optimizer state back into ``model``; False if none were kept."""
+        if self._weights is None:
+            return False
+        model.set_weights(self._weights)
+        for variable, value in zip(model.optimizer.variables, self._optimizer):
+            variable.assign(value)
+        return True
 
 
 class DivergenceGuard(_Callback):

@@ -28,6 +28,9 @@ app = typer.Typer(
 SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                          help="Override a config key (dotted path, YAML value); repeatable.")
 RunsDirOption = typer.Option(Path("runs"), "--runs-dir", help="Root folder of the run folders.")
+PluginOption = typer.Option(None, "--plugin", metavar="MODULE",
+                            help="Import a Python module first (your registered Keras objects); repeatable. "
+                                 "A config itself never imports anything.")
 DataDirOption = typer.Option(None, "--data-dir", envvar="NNLAB_DATA_DIR",
                              help="Folder of downloaded dataset files (Keras formats).")
 
@@ -67,24 +70,41 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 @app.command()
 @user_errors
 def train(
-    config: str = typer.Argument(..., help="A YAML config file, or the name of one (e.g. spiral_mlp)."),
+    config: Optional[str] = typer.Argument(None, help="A YAML config file, or the name of one (e.g. spiral_mlp)."),
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
+                                          help="Continue an interrupted run folder from its checkpoint."),
+    plugin: Optional[List[str]] = PluginOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
     """Train one experiment and write its run folder under runs/."""
     from nnlab.config import load_config
+    from nnlab.plugins import import_plugins
     from nnlab.reporting import EpochProgress, run_summary
-    from nnlab.training import train as run_training
+    from nnlab import training
 
-    cfg = load_config(config, set_ or [])
-    if quiet or json_output:
-        result = run_training(cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
+    import_plugins(plugin or [])
+    if resume is not None:
+        if config is not None or set_:
+            raise NnlabError("a run resumes with the config it started with; it cannot be changed on resume "
+                             "(drop CONFIG and --set, or start a new run)", source="--resume")
+        label, epochs = resume.name, None
+        start = functools.partial(training.resume, resume, data_dir=data_dir, argv=sys.argv)
+    elif config is None:
+        raise NnlabError("give a config file or name (e.g. nnlab train spiral_mlp), or --resume RUN",
+                         source="nnlab train")
     else:
-        with EpochProgress(cfg.name, cfg.training.epochs) as progress:
-            result = run_training(cfg, runs_dir=runs_dir, data_dir=data_dir, report=progress, argv=sys.argv)
+        cfg = load_config(config, set_ or [])
+        label, epochs = cfg.name, cfg.training.epochs
+        start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
+    if quiet or json_output:
+        result = start()
+    else:
+        with EpochProgress(label, epochs) as progress:
+            result = start(report=progress)
     if json_output:
         typer.echo(json.dumps(result.metrics, indent=2))
     elif quiet:
@@ -100,12 +120,15 @@ def validate(
     config: str = typer.Argument(..., help="A YAML config file, or the name of one."),
     set_: Optional[List[str]] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
 ) -> None:
     """Check a config completely (schema, Keras names, model against its data) without training."""
     from nnlab.config import load_config
+    from nnlab.plugins import import_plugins
     from nnlab.reporting import console
     from nnlab.validation import check_config
 
+    import_plugins(plugin or [])
     cfg = load_config(config, set_ or [])
     report = check_config(cfg, data_dir=data_dir)
     console.print(f"[green]ok[/] {cfg.source}: {report}")

@@ -29,7 +29,7 @@ MAX_BATCH = 10_000_000
 class Strict(BaseModel):
     """A config section: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Preprocessing(Strict):
@@ -51,7 +51,7 @@ class Preprocessing(Strict):
 class DatasetConfig(BaseModel):
     """``dataset``: a registered name, its loader options, and preprocessing."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     name: str = Field(description="a registered dataset (see `nnlab datasets`)")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)

@@ -53,3 +53,9 @@ class DataError(NnlabError):
 
 class RunNotFound(NnlabError):
     """A run folder, id or prefix that names no run."""
+
+
+class RunWriteError(NnlabError):
+    """The run folder cannot be written (read-only or full disk). The run is marked failed where possible."""
+
+    exit_code = 1

@@ -57,15 +57,19 @@ def layer(spec: dict[str, dict[str, Any]], config: Config, key: tuple) -> Any:
     k = keras()
     (name, kwargs), = spec.items()
     known = public_names(k.layers, k.layers.Layer)
-    if name not in known:
-        raise config.error(key, unknown_name_message("layer", name, known) +
-                           "; layers are Keras class names, see keras.io/api/layers")
-    _check_arguments(getattr(k.layers, name), kwargs, config, key + (name,))
+    custom = custom_layers()
+    if name not in known and name not in custom:
+        raise config.error(key, unknown_name_message("layer", name, known + sorted(custom)) +
+                           "; layers are Keras class names (keras.io/api/layers), or classes registered "
+                           "with keras.saving.register_keras_serializable in a --plugin module")
+    cls = custom.get(name) or getattr(k.layers, name)
+    _check_arguments(cls, kwargs, config, key + (name,))
     _check_activations(kwargs, config, key + (name,))
-    keras_config = {"module": "keras.layers", "class_name": name,
-                    "config": _nested(kwargs, config, key + (name,))}
+    arguments = _nested(kwargs, config, key + (name,))
     try:
-        return k.layers.deserialize(keras_config)
+        if name in custom:
+            return cls.from_config(arguments)
+        return k.layers.deserialize({"module": "keras.layers", "class_name": name, "config": arguments})
     except Exception as err:  # Keras raises TypeError/ValueError of many shapes here
         raise config.error(key + (name,), f"Keras refused the arguments of {name}: {keras_reason(err)}") from None
 
@@ -128,6 +132,16 @@ def loss_name(value: Any) -> str:
     """A loss's name in snake case, whatever form the config gives it in."""
     name = value if isinstance(value, str) else next(iter(value))
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() if not isinstance(value, str) else name.lower()
+
+
+def custom_layers() -> dict[str, type]:
+    """Layer classes registered with ``keras.saving.register_keras_serializable`` (by ``--plugin`` modules)."""
+    k = keras()
+    found = {}
+    for registered, obj in k.saving.get_custom_objects().items():
+        if isinstance(obj, type) and issubclass(obj, k.layers.Layer):
+            found[registered.split(">")[-1]] = obj
+    return found
 
 
 def public_names(module: Any, base: type) -> list[str]:

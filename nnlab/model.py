@@ -49,9 +49,13 @@ def build_model(config: Config, input_shape: tuple[int, ...], *, task: str | Non
             shape = model.output_shape
         except Exception as err:
             name = next(iter(config.model.layers[i]))
+            reason = keras_reason(err)
+            if isinstance(err, MemoryError) or "OOM" in reason or "ResourceExhausted" in reason:
+                raise config.error(("model", "layers", i), f"layer {i} ({name}) is too large to allocate in "
+                                                           "memory; use fewer units or filters") from None
             raise config.error(("model", "layers", i),
                                f"layer {i} ({name}) does not fit its input of shape {_shape(shape)}: "
-                               f"{keras_reason(err)}") from None
+                               f"{reason}") from None
     if task is not None:
         check_output(config, model.output_shape, task, num_classes)
     if compile:

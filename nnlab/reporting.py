@@ -30,10 +30,10 @@ class EpochProgress:
         max_lines: on a non-terminal, print at most about this many lines.
     """
 
-    def __init__(self, label: str, total: int, *, max_lines: int = 25):
+    def __init__(self, label: str, total: int | None = None, *, max_lines: int = 25):
         self.label = label
-        self.total = total
-        self.every = max(1, total // max_lines)
+        self.total = total  # None: learnt from the first report
+        self.max_lines = max_lines
         self.live = console.is_terminal
         self._progress = None
         self._task = None
@@ -56,10 +56,11 @@ class EpochProgress:
 
     def __call__(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=epoch, logs=format_logs(logs))
+            self._progress.update(self._task, total=epochs, completed=epoch, logs=format_logs(logs))
             return
         now = time.monotonic()
-        if epoch == 1 or epoch == epochs or epoch % self.every == 0 or now - self._last_print > 30:
+        every = max(1, epochs // self.max_lines)
+        if epoch == 1 or epoch == epochs or epoch % every == 0 or now - self._last_print > 30:
             self._last_print = now
             console.print(f"{self.label} epoch {epoch}/{epochs} ({seconds:.2f}s)  {format_logs(logs)}",
                           soft_wrap=True)

@@ -8,6 +8,7 @@ completed, failed, interrupted or diverged.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from nnlab.config import Config
 from nnlab.datasets.base import Dataset
 from nnlab.datasets.loading import load_dataset
 from nnlab.environment import environment
-from nnlab.errors import NnlabError
+from nnlab.errors import NnlabError, RunWriteError
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.keras_objects import keras_reason
 from nnlab.model import build_model, count_params, summary_text
@@ -123,8 +124,15 @@ def batch_size(config: Config, rows: int) -> int:
     return rows if size == "full" else min(int(size), max(rows, 1))
 
 
-def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | None):
+def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | None,
+                  history: dict[str, list[float]] | None = None):
     """The callbacks of a fit: history log, divergence guard, progress, early stopping, TensorBoard.
+
+    Args:
+        config: the validated config.
+        run: the run folder whose history.csv is appended to, or None.
+        report: progress callback, or None.
+        history: the history so far, when resuming.
 
     Returns:
         ``(history_log, divergence_guard, all_callbacks)``.
@@ -132,7 +140,7 @@ def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | N
     from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog
 
     k = keras()
-    log = HistoryLog(run.file("history.csv") if run else None)
+    log = HistoryLog(run.file("history.csv") if run else None, history)
     guard = DivergenceGuard()
     callbacks = [log, guard]
     if report is not None:
@@ -183,12 +191,12 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
 
     Raises:
         NnlabError: for anything refused before the run folder exists.
+        RunWriteError: when the run folder cannot be written.
     """
     seed_everything(config.seed)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
-    size = batch_size(config, len(data.x_train))
 
     started = utc_now()
     run = RunFolder.create(runs_dir, config.name, started=started)
@@ -200,48 +208,149 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         "train_rows": len(data.x_train), "validation_rows": 0 if data.x_val is None else len(data.x_val),
         "test_rows": len(data.x_test),
     }
-    run.write_yaml("config.yaml", config.to_dict())
-    run.write_json("env.json", {**environment(config.seed, argv), "overrides": config.overrides,
-                                "config_source": config.source})
-    run.write_text("summary.txt", summary_text(model) + "\n")
-    run.write_json("metrics.json", metrics)
+    with _writing(run, metrics):
+        run.write_yaml("config.yaml", config.to_dict())
+        run.write_json("env.json", {**environment(config.seed, argv), "overrides": config.overrides,
+                                    "config_source": config.source})
+        run.write_text("summary.txt", summary_text(model) + "\n")
+        run.write_json("metrics.json", metrics)
+    return _fit_and_record(config, model, data, run, metrics, report)
 
-    log, guard, callbacks = fit_callbacks(config, run, report)
+
+def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: EpochReport | None = None,
+           argv: list[str] | None = None) -> RunResult:
+    """Continue an interrupted (or failed) run from its checkpoint, in the same folder.
+
+    The run's own config.yaml is used as it is; the history continues where the
+    checkpoint stopped.
+
+    Args:
+        run_dir: the run folder.
+        data_dir: a folder of downloaded dataset files.
+        report: progress callback.
+        argv: the command line, recorded in env.json's ``resumed`` list.
+
+    Returns:
+        As :func:`train`.
+
+    Raises:
+        NnlabError: when the folder is not a resumable run.
+    """
+    from nnlab.config import load_config
+    from nnlab.runfolder import read_history_csv
+
+    run = RunFolder(Path(run_dir))
+    try:
+        metrics = run.read_json("metrics.json")
+    except (OSError, ValueError) as err:
+        raise NnlabError(f"not a readable run folder ({err})", source=str(run.path)) from None
+    if metrics.get("kind") != "train":
+        raise NnlabError(f"only train runs can be resumed (this one is a {metrics.get('kind')} run)",
+                         source=str(run.path))
+    if metrics.get("status") == "completed":
+        raise NnlabError("the run is already completed; nothing to resume", source=str(run.path))
+    checkpoint = run.path / "checkpoint.keras"
+    if not checkpoint.is_file():
+        raise NnlabError("has no checkpoint.keras to resume from (it stopped before its first epoch "
+                         "finished); start it again with nnlab train", source=str(run.path))
+    config = load_config(run.path / "config.yaml")
+    done = int(metrics.get("checkpoint_epoch") or 0)
+    if done >= config.training.epochs:
+        raise NnlabError(f"the checkpoint is of the last epoch ({done}); nothing to resume", source=str(run.path))
+    seed_everything(config.seed + done)
+    dataset = load_dataset(config, data_dir)
+    data = prepare(config, dataset)
+    k = keras()
+    try:
+        model = k.models.load_model(checkpoint)
+    except Exception as err:
+        raise NnlabError(f"cannot load checkpoint.keras: {keras_reason(err)}", source=str(run.path)) from None
+    history = {}
+    if (run.path / "history.csv").is_file():
+        history = {name: values[:done] for name, values in read_history_csv(run.path / "history.csv").items()
+                   if name != "epoch"}
+    env = run.read_json("env.json") if (run.path / "env.json").is_file() else {}
+    env.setdefault("resumed", []).append({"at_epoch": done, "time": utc_now().isoformat(timespec="seconds"),
+                                          "command": environment(config.seed, argv)["command"]})
+    metrics.update(status="running", message=None, finished=None)
+    with _writing(run, metrics):
+        run.write_json("env.json", env)
+        if history:
+            write_history_csv(run.file("history.csv"), history)
+        run.write_json("metrics.json", metrics)
+    return _fit_and_record(config, model, data, run, metrics, report, initial_epoch=done, history=history,
+                           previous_seconds=float(metrics.get("wall_time_s") or 0))
+
+
+def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFolder, metrics: dict[str, Any],
+                    report: EpochReport | None, *, initial_epoch: int = 0,
+                    history: dict[str, list[float]] | None = None, previous_seconds: float = 0.0) -> RunResult:
+    """model.fit with every outcome recorded honestly in the run folder."""
+    from nnlab.callbacks import LastEpochWeights
+
+    size = batch_size(config, len(data.x_train))
+    log, guard, callbacks = fit_callbacks(config, run, report, history)
+    last_epoch = LastEpochWeights()
+    callbacks.insert(1, last_epoch)  # right after the history log: both see the same finished epochs
     clock = time.perf_counter()
     exit_code = 0
-    try:
-        with stop_signals():
-            model.fit(data.x_train, data.y_train, epochs=config.training.epochs, batch_size=size,
-                      validation_data=data.validation, shuffle=config.training.shuffle, verbose=0,
-                      callbacks=callbacks)
-        if guard.diverged_at is not None:
-            metrics.update(status="diverged", message=f"the loss became NaN or infinite in epoch "
-                                                      f"{guard.diverged_at}; lower the learning rate")
-            exit_code = 1
-        else:
-            metrics["status"] = "completed"
-    except Interrupted as stop:
-        metrics.update(status="interrupted", message=f"stopped by {stop} after {log.epochs_done} epochs")
-        exit_code = stop.exit_code
-    except Exception as err:  # anything Keras or the backend raises during fit
-        metrics.update(status="failed", message=keras_reason(err))
-        run.write_text("error.txt", traceback.format_exc())
-        exit_code = 1
-
-    metrics["epochs_run"] = log.epochs_done
-    metrics["wall_time_s"] = round(time.perf_counter() - clock, 3)
-    if log.history:
-        write_history_csv(run.file("history.csv"), log.history)
-    if metrics["status"] == "completed":
+    with _writing(run, metrics):
         try:
             with stop_signals():
-                _finish(config, model, data, size, run, metrics, log.history)
+                model.fit(data.x_train, data.y_train, epochs=config.training.epochs, batch_size=size,
+                          validation_data=data.validation, shuffle=config.training.shuffle, verbose=0,
+                          callbacks=callbacks, initial_epoch=initial_epoch)
+            if guard.diverged_at is not None:
+                metrics.update(status="diverged", message=f"the loss became NaN or infinite in epoch "
+                                                          f"{guard.diverged_at}; lower the learning rate")
+                exit_code = 1
+            else:
+                metrics["status"] = "completed"
         except Interrupted as stop:
-            metrics.update(status="interrupted", message=f"stopped by {stop} while saving results")
+            metrics.update(status="interrupted", message=f"stopped by {stop} after {log.epochs_done} epochs")
             exit_code = stop.exit_code
-    metrics["finished"] = utc_now().isoformat(timespec="seconds")
-    run.write_json("metrics.json", metrics)
+        except OSError:
+            raise  # the run folder cannot be written: handled by _writing
+        except Exception as err:  # anything Keras or the backend raises during fit
+            metrics.update(status="failed", message=keras_reason(err))
+            run.write_text("error.txt", traceback.format_exc())
+            exit_code = 1
+
+        metrics["epochs_run"] = log.epochs_done
+        metrics["wall_time_s"] = round(previous_seconds + time.perf_counter() - clock, 3)
+        if log.history:
+            write_history_csv(run.file("history.csv"), log.history)
+        if metrics["status"] != "completed" and last_epoch.restore(model):
+            # The last whole epoch, with its optimizer state: what `nnlab train --resume` starts from.
+            model.save(run.file("checkpoint.keras"))
+            metrics["checkpoint_epoch"] = last_epoch.epoch
+        if metrics["status"] == "completed":
+            try:
+                with stop_signals():
+                    _finish(config, model, data, size, run, metrics, log.history)
+                (run.path / "checkpoint.keras").unlink(missing_ok=True)
+                metrics.pop("checkpoint_epoch", None)
+            except Interrupted as stop:
+                metrics.update(status="interrupted", message=f"stopped by {stop} while saving results")
+                exit_code = stop.exit_code
+        metrics["finished"] = utc_now().isoformat(timespec="seconds")
+        run.write_json("metrics.json", metrics)
     return RunResult(run=run, metrics=metrics, exit_code=exit_code, history=log.history)
+
+
+@contextlib.contextmanager
+def _writing(run: RunFolder, metrics: dict[str, Any]):
+    """Turn a failed write (read-only or full disk) into RunWriteError, marking the run failed if possible."""
+    try:
+        yield
+    except OSError as err:
+        reason = f"cannot write the run folder: {err.strerror or err}"
+        metrics.update(status="failed", message=reason, finished=utc_now().isoformat(timespec="seconds"))
+        try:
+            run.write_json("metrics.json", metrics)
+        except OSError:
+            pass  # the disk refuses even this; the message below still reaches the user
+        raise RunWriteError(reason, source=str(run.path)) from None
 
 
 def _finish(config: Config, model: Any, data: PreparedData, size: int, run: RunFolder,

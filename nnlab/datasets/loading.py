@@ -30,10 +30,16 @@ def load_dataset(config: Config, data_dir: str | Path | None = None) -> Dataset:
         options["data_dir"] = str(data_dir)
     try:
         return spec.load(**options)
-    except NnlabError:
-        raise
+    except NnlabError as err:
+        if err.source == config.source:
+            raise
+        # Name the config key that led to the file as well as the file itself.
+        raise config.error(("dataset", "path") if "path" in options else ("dataset",), str(err)) from None
     except ValueError as err:
         raise config.error(("dataset",), f"dataset '{spec.name}' refused its options: {err}") from None
+    except MemoryError:
+        raise config.error(("dataset",), f"dataset '{spec.name}' with these options does not fit in "
+                                         "memory; use smaller options") from None
     except OSError as err:
         raise ConfigError(f"cannot read the data of '{spec.name}': {err}", source=config.source,
                           key="dataset") from None

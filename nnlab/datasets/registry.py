@@ -70,7 +70,7 @@ def register(name: str, *, task: Task | None, summary: str = "") -> Callable:
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (annotation, default)
         model = pydantic.create_model(
-            f"{name}_options", __config__=pydantic.ConfigDict(extra="forbid", strict=False), **fields)
+            f"{name}_options", __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields)
         _REGISTRY[name] = DatasetSpec(name, loader, task, summary or (loader.__doc__ or "").split("\n")[0],
                                       model)
         return loader

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import PositiveInt
+from typing import Annotated
+
+from pydantic import Field
+
+Points = Annotated[int, Field(ge=1, le=10_000_000)]
 
 from nnlab.datasets.base import Dataset
 from nnlab.datasets.registry import register
@@ -34,8 +38,9 @@ def make_spiral(points_per_class: int, classes: int, noise: float, seed: int):
 
 
 @register("spiral", task="multiclass", summary="2-D spiral with K arms (generated, seeded)")
-def spiral(points_per_class: PositiveInt = 100, classes: PositiveInt = 3, noise: float = 0.2,
-           seed: int = 0, test_points_per_class: PositiveInt | None = None) -> Dataset:
+def spiral(points_per_class: Points = 100, classes: Annotated[int, Field(ge=2, le=1000)] = 3, noise: float = 0.2,
+           seed: Annotated[int, Field(ge=0, le=2**32 - 2)] = 0,
+           test_points_per_class: Points | None = None) -> Dataset:
     """2-D spiral: the training part is the lesson's points; the test part a fresh draw.
 
     Args:
@@ -48,8 +53,6 @@ def spiral(points_per_class: PositiveInt = 100, classes: PositiveInt = 3, noise:
     Returns:
         The dataset.
     """
-    if classes < 2:
-        raise ValueError("classes must be at least 2")
     x_train, y_train = make_spiral(points_per_class, classes, noise, seed)
     x_test, y_test = make_spiral(test_points_per_class or points_per_class, classes, noise, seed + 1)
     return Dataset(name="spiral", task="multiclass", x_train=x_train, y_train=y_train,

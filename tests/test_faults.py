@@ -1,0 +1,159 @@
+"""Faults: interruptions, resuming, failed writes, determinism, concurrency, plugins."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nnlab.config import config_from_text
+from nnlab.errors import RunWriteError
+from nnlab.interrupts import Interrupted
+from nnlab.runfolder import atomic_write
+
+from conftest import SPIRAL
+
+
+def stop_at(epoch: int):
+    """A progress report that stops training after ``epoch``, as Ctrl-C would."""
+
+    def report(done, epochs, logs, seconds):
+        if done == epoch:
+            raise Interrupted(signal.SIGINT)
+
+    return report
+
+
+def test_interrupted_run_keeps_a_checkpoint_and_resumes_to_the_end(tmp_path, cli):
+    from nnlab import training
+
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 6"), "exp.yaml")
+    result = training.train(config, runs_dir=tmp_path, report=stop_at(3))
+    run = result.run.path
+    assert result.exit_code == 130
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["epochs_run"] == 3 and metrics["checkpoint_epoch"] == 3
+    assert (run / "checkpoint.keras").is_file() and not (run / "model.keras").exists()
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 3
+
+    resumed = cli("train", "--resume", run, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stdout.strip() == str(run)  # the same folder
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 6
+    lines = (run / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4", "5", "6"]
+    assert (run / "model.keras").is_file() and not (run / "checkpoint.keras").exists()
+    env = json.loads((run / "env.json").read_text())
+    assert env["resumed"][0]["at_epoch"] == 3
+
+
+def test_resume_refuses_a_changed_config_and_finished_runs(tmp_path, cli, write_config):
+    from nnlab import training
+
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 1"), "exp.yaml")
+    run = training.train(config, runs_dir=tmp_path).run.path
+    result = cli("train", "--resume", run, "--set", "training.epochs=9")
+    assert result.exit_code == 2 and "cannot be changed on resume" in result.stderr
+    result = cli("train", "--resume", run)
+    assert result.exit_code == 2 and "already completed" in result.stderr
+
+
+def test_a_failed_write_marks_the_run_failed_with_a_clear_message(tmp_path, monkeypatch):
+    from nnlab import training
+    import keras
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", disk_full)
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 2"), "exp.yaml")
+    with pytest.raises(RunWriteError, match="No space left on device") as info:
+        training.train(config, runs_dir=tmp_path)
+    assert info.value.exit_code == 1
+    run = next(tmp_path.iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "No space left" in metrics["message"]
+
+
+def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    atomic_write(target, '{"status": "running"}')
+
+    def crash(src, dst):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        atomic_write(target, '{"status": "completed", "much": "more"}')
+    assert json.loads(target.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    from nnlab import training
+
+    config = config_from_text(SPIRAL.replace("batch_size: full", "batch_size: 16"), "exp.yaml")
+    first = training.train(config, runs_dir=tmp_path / "a").metrics
+    second = training.train(config, runs_dir=tmp_path / "b").metrics
+    for part in ("train", "test"):
+        assert first[part] == second[part]
+    other = training.train(config_from_text(SPIRAL.replace("seed: 0", "seed: 1"), "exp.yaml"),
+                           runs_dir=tmp_path / "c").metrics
+    assert other["train"] != first["train"], "the seed matters"
+
+
+def test_a_plugin_module_is_the_only_way_to_add_code(tmp_path, monkeypatch, cli, write_config):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_layers.py").write_text(textwrap.dedent("""
+        import keras
+
+        @keras.saving.register_keras_serializable(package="mine")
+        class Doubling(keras.layers.Layer):
+            def __init__(self, factor=2.0, **kwargs):
+                super().__init__(**kwargs)
+                self.factor = factor
+
+            def call(self, x):
+                return x * self.factor
+
+            def get_config(self):
+                return {**super().get_config(), "factor": self.factor}
+        """))
+    path = write_config(SPIRAL.replace("- Dense: {units: 32", "- Doubling: {factor: 3.0}\n    - Dense: {units: 32")
+                        .replace("epochs: 5", "epochs: 1"))
+    result = cli("train", path, "--runs-dir", tmp_path / "runs", "--plugin", "my_layers", "-q")
+    assert result.exit_code == 0, result.output
+    missing = cli("train", path, "--runs-dir", tmp_path / "runs2", "--plugin", "no_such_module")
+    assert missing.exit_code == 2 and "--plugin no_such_module" in missing.stderr
+
+
+def test_a_config_cannot_import_a_module(tmp_path, cli, write_config):
+    path = write_config(SPIRAL.replace("- Dense: {units: 32", "- os.system: {command: 'touch hacked'}\n    - Dense: {units: 32"))
+    result = cli("validate", path)
+    assert result.exit_code == 2 and "unknown layer 'os.system'" in result.stderr
+    assert not (tmp_path / "hacked").exists() and not Path("hacked").exists()
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_trainings_get_twenty_complete_folders(tmp_path, write_config):
+    path = write_config(SPIRAL.replace("epochs: 5", "epochs: 1"))
+    runs = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    processes = [subprocess.Popen([sys.executable, "-m", "nnlab", "train", str(path), "--runs-dir", str(runs), "-q"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(20)]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 20, [o[1][-500:] for o in outputs]
+    folders = {o[0].strip() for o in outputs}
+    assert len(folders) == 20 and len(list(runs.iterdir())) == 20
+    for folder in folders:
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and (Path(folder) / "model.keras").is_file()
