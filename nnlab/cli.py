@@ -40,13 +40,15 @@ def user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from rich.markup import escape
+
         from nnlab.interrupts import Interrupted
         from nnlab.reporting import err_console
 
         try:
             return command(*args, **kwargs)
         except NnlabError as err:
-            err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except (Interrupted, KeyboardInterrupt) as stop:
             err_console.print("[yellow]stopped[/] before any run folder was written")
@@ -140,6 +142,213 @@ def schema() -> None:
     from nnlab.config import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+@user_errors
+def sweep(
+    config: str = typer.Argument(..., help="A YAML config file, or the name of one (e.g. imdb_variants)."),
+    grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2,...",
+                                             help="Values of a dotted key to try; repeatable (a grid)."),
+    random: Optional[int] = typer.Option(None, "--random", metavar="N", help="Draw N random trials."),
+    param: Optional[List[str]] = typer.Option(None, "--param", metavar="KEY=DIST",
+                                              help="uniform(a,b), loguniform(a,b), randint(a,b), choice(...)."),
+    kfold: bool = typer.Option(False, "--kfold", help="Run every trial as a k-fold validation."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="What ranks trials, e.g. val_accuracy."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (local), or CPUs of a local Ray."),
+    executor: str = typer.Option("local", "--executor", help="local or ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, ray://host:port."),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", min=0.0, help="CPUs per Ray task."),
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", min=0.0, help="GPUs per Ray task."),
+    set_: Optional[List[str]] = SetOption,
+    runs_dir: Path = RunsDirOption,
+    data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
+    json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
+) -> None:
+    """Run a grid (or random draws) of variations of a config; rank the trials."""
+    from nnlab.config import load_config
+    from nnlab.executors import make_executor
+    from nnlab.plugins import import_plugins
+    from nnlab.reporting import sweep_summary, trial_line
+    from nnlab import sweep as sweeps
+
+    import_plugins(plugin or [])
+    base = load_config(config, set_ or [])
+    grid_space, random_space, n_random = sweeps.space_of(base, grid or [], param or [], random)
+    trials = sweeps.build_trials(base, sweeps.expand(grid_space, random_space, n_random, seed=base.seed))
+    if kfold or (base.sweep is not None and base.sweep.kfold):
+        raise NnlabError("k-fold trials are not available yet in this version", source="--kfold")
+    with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
+        result = sweeps.run_sweep(base, trials, pool, runs_dir=runs_dir, data_dir=data_dir, metric=metric,
+                                  executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
+                                  space={"grid": grid_space, "random": random_space, "n_random": n_random},
+                                  report=None if quiet or json_output else trial_line)
+    if json_output:
+        typer.echo((result.run.path / "sweep.json").read_text())
+    elif quiet:
+        typer.echo(str(result.run.path))
+    else:
+        sweep_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@user_errors
+def compare(
+    paths: Optional[List[str]] = typer.Argument(None, metavar="PATH",
+                                                help="Runs folders or run folders (ids and prefixes too); "
+                                                     "default: --runs-dir."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="KEY",
+                                       help="Sort by a metric or config key (test_accuracy, val_loss, "
+                                            "optimizer.learning_rate); loss-like ascending, accuracy-like "
+                                            "descending."),
+    ascending: Optional[bool] = typer.Option(None, "--asc/--desc", help="Force the sort direction."),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", "-f", metavar="KEY<OP>VALUE",
+                                                help="Keep runs where KEY =, !=, >, <, >= or <= VALUE "
+                                                     "(e.g. status=completed, test_accuracy>0.85); repeatable."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", help="Only the N runs started last."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="A,B,...",
+                                          help="Columns to show (fields or config keys), or 'all'."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, csv, json or markdown (csv and json for "
+                                                      "pandas or jq)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
+                                        help="Draw the listed runs' learning curves in one figure."),
+    metric: Optional[str] = typer.Option(None, "--metric", metavar="M",
+                                         help="History column for --plot (default val_loss)."),
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """List runs as one table; two runs side by side; their curves overlaid."""
+    from nnlab.compare import run_compare
+
+    run_compare(paths or [], runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
+                columns=columns, fmt=fmt, plot=plot, metric=metric)
+
+
+@app.command()
+@user_errors
+def show(
+    run: str = typer.Argument(..., help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Show one run: config, model, final metrics with the baseline, epochs, plots."""
+    from nnlab.show import show_run
+
+    show_run(run, runs_dir)
+
+
+@app.command()
+@user_errors
+def predict(
+    run: str = typer.Argument(..., help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    index: Optional[int] = typer.Option(None, "--index", "-i", metavar="I", help="A test example of the run."),
+    input_file: Optional[Path] = typer.Option(None, "--input", metavar="FILE",
+                                              help=".npy/.npz array, an image file, or a text file of words."),
+    top: int = typer.Option(5, "--top", "-k", min=1, metavar="K", help="Show the K most probable classes."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
+                                        help="Draw the example with its predicted and true label."),
+    runs_dir: Path = RunsDirOption,
+    data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+) -> None:
+    """Predict with a run's model: a test example (--index) or your own input (--input)."""
+    from nnlab.plugins import import_plugins
+    from nnlab.predict import predict as run_predict, render
+
+    import_plugins(plugin or [])
+    result = run_predict(run, runs_dir=runs_dir, index=index, input_file=input_file, plot=plot, data_dir=data_dir)
+    if json_output:
+        typer.echo(json.dumps({"run": result.folder.name, "source": result.source,
+                               "predictions": [p.as_dict(top) for p in result.predictions],
+                               "plot": None if result.plot is None else str(result.plot)}, indent=2))
+    else:
+        render(result, top)
+
+
+datasets_app = typer.Typer(help="The datasets nnlab knows, where each would come from, and one example shown.",
+                           no_args_is_help=False, add_completion=False, rich_markup_mode="rich")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback(invoke_without_command=True)
+@user_errors
+def datasets_list(
+    ctx: typer.Context,
+    data_dir: Optional[Path] = DataDirOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the registered datasets: task, shapes, classes, source, and whether they are available offline."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dataclasses import asdict
+
+    from nnlab.datasets.catalog import catalog, print_catalog
+
+    rows = catalog(data_dir)
+    if json_output:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        print_catalog(rows)
+
+
+@datasets_app.command("show")
+@user_errors
+def datasets_show(
+    name: str = typer.Argument(..., help="A dataset name (see nnlab datasets)."),
+    index: int = typer.Option(0, "--index", "-i", min=0, metavar="I", help="Which example."),
+    split: str = typer.Option("train", "--split", help="train or test."),
+    data_dir: Optional[Path] = DataDirOption,
+) -> None:
+    """Show one example: a review or newswire decoded to words, an image, or a row of features."""
+    from nnlab.datasets.catalog import example, print_example
+
+    print_example(example(name, index, split, data_dir))
+
+
+@app.command()
+@user_errors
+def kfold(
+    config: str = typer.Argument(..., help="A YAML config file, or the name of one (e.g. boston)."),
+    k: Optional[int] = typer.Option(None, "--k", min=2, help="Number of folds (default: the config's kfold.k)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs per fold (default: the config's)."),
+    shuffle: Optional[bool] = typer.Option(None, "--shuffle/--no-shuffle",
+                                           help="Shuffle rows before cutting folds (default: kfold.shuffle)."),
+    final: bool = typer.Option(False, "--final", help="Then train on the whole training part for the best "
+                                                      "epoch count and evaluate on the test set."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Train folds in this many worker processes."),
+    set_: Optional[List[str]] = SetOption,
+    runs_dir: Path = RunsDirOption,
+    data_dir: Optional[Path] = DataDirOption,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
+    json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
+) -> None:
+    """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model."""
+    from nnlab.config import load_config
+    from nnlab.kfold import run_kfold
+    from nnlab.reporting import KFoldProgress, kfold_summary
+
+    overrides = list(set_ or [])
+    # The options are overrides like --set, so they are validated and recorded the same way.
+    for key, value in (("kfold.k", k), ("training.epochs", epochs), ("kfold.shuffle", shuffle)):
+        if value is not None:
+            overrides.append(f"{key}={str(value).lower()}")
+    cfg = load_config(config, overrides)
+    start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
+                              argv=sys.argv)
+    if quiet or json_output:
+        result = start()
+    else:
+        with KFoldProgress(cfg.name) as progress:
+            result = start(report=progress)
+    if json_output:
+        typer.echo(json.dumps(result.metrics, indent=2))
+    elif quiet:
+        typer.echo(str(result.run.path))
+    else:
+        kfold_summary(result)
+    raise typer.Exit(result.exit_code)
 
 
 def main() -> None:

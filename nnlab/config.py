@@ -44,6 +44,8 @@ class Preprocessing(Strict):
                                                  "with statistics of the training rows only")
     flatten: bool = Field(False, description="reshape each example to one vector")
     channel_axis: bool = Field(False, description="append a channel axis (28x28 -> 28x28x1) for Conv2D")
+    multi_hot: bool = Field(False, description="word-index sequences (imdb, reuters) to 0/1 vectors as wide as "
+                                               "the vocabulary (num_words), stored as uint8")
     labels: Literal["auto", "integer", "onehot"] = Field(
         "auto", description="auto: one-hot for categorical_crossentropy, integers otherwise")
 
@@ -129,6 +131,39 @@ class KFold(Strict):
 
     k: Annotated[int, Field(ge=2, le=1000)] = 4
     shuffle: bool = False
+    monitor: str = Field("val_loss", description="the averaged validation curve the best epoch is read "
+                                                 "from, e.g. val_loss or val_mae")
+    smoothing: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="exponential moving average factor applied to that curve before the best epoch "
+                         "is picked (the lesson uses 0.9); 0 picks from the raw curve")
+    skip_first_epochs: Annotated[int, Field(ge=0)] = Field(
+        10, description="epochs left out of the second k-fold plot (their scale hides the rest)")
+
+    @field_validator("monitor")
+    @classmethod
+    def _validation_metric(cls, value: str) -> str:
+        if not re.match(r"^val_\w+$", value):
+            raise ValueError(f"must name a validation metric such as val_loss or val_mae (got {value!r})")
+        return value
+
+
+class RandomSearch(Strict):
+    """``sweep.random``: N trials with parameters drawn from distributions."""
+
+    n: Annotated[int, Field(ge=1, le=100_000)]
+    params: dict[str, Any] = Field(description="dotted key -> 'uniform(a, b)', 'loguniform(a, b)', "
+                                               "'randint(a, b)' or 'choice(v1, v2, ...)'")
+
+
+class Sweep(Strict):
+    """``sweep``: a grid (and/or random draws) of variations of this config (``nnlab sweep``)."""
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict,
+                                       description="dotted key -> list of values; every combination is a trial")
+    random: RandomSearch | None = None
+    metric: str | None = Field(None, description="what ranks the trials, e.g. val_accuracy or test_loss "
+                                                 "(default: val_loss, or test_loss without validation)")
+    kfold: bool = Field(False, description="run every trial as a k-fold validation")
 
 
 class ModelConfig(Strict):
@@ -175,10 +210,12 @@ class Config(Strict):
     metrics: list[Any] = Field(default_factory=list)
     training: Training
     kfold: KFold = Field(default_factory=KFold)
+    sweep: Sweep | None = None
 
     _source: str = PrivateAttr(default="<config>")
     _document: YamlDocument | None = PrivateAttr(default=None)
     _overrides: list[str] = PrivateAttr(default_factory=list)
+    _base_dir: Path | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -231,6 +268,19 @@ class Config(Strict):
     def error(self, key: tuple, message: str) -> ConfigError:
         """A ConfigError pointing at ``key`` (a path such as ``("model", "layers", 1)``)."""
         return _error_at(key, message, self._source, self._document, self._overrides)
+
+    def with_overrides(self, overrides: list[str], source: str | None = None) -> "Config":
+        """This config's document validated again with more ``key=value`` overrides.
+
+        Args:
+            overrides: applied after the config's own.
+            source: label for errors in the new overrides (default: ``--set``).
+
+        Returns:
+            The new config.
+        """
+        document = self._document or YamlDocument(self.to_dict(), self._source)
+        return config_from_document(document, [*self._overrides, *overrides], base_dir=self._base_dir)
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config as plain data, in the file's form."""
@@ -380,6 +430,7 @@ def config_from_document(document: YamlDocument, overrides: list[str] = (),
     config._source = source
     config._document = document
     config._overrides = applied
+    config._base_dir = base_dir
     return config
 
 
@@ -405,6 +456,15 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     if not sep or not key:
         raise ConfigError("expected key=value with a dotted key, e.g. training.epochs=5", source=source)
     value = parse_yaml(raw, source).data if raw.strip() else None
+    set_dotted(data, key, value, source)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, source: str = "") -> None:
+    """Set the value at a dotted key path (``model.layers.1.Dense.units``) in place.
+
+    Raises:
+        ConfigError: when the path does not fit the data (a list position out of range).
+    """
     parts = key.split(".")
     node: Any = data
     for depth, part in enumerate(parts):

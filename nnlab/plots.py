@@ -174,3 +174,147 @@ def _class_probabilities(p: np.ndarray) -> np.ndarray:
         p1 = p.reshape(-1)
         return np.stack([1 - p1, p1], axis=1)
     return p
+
+
+def overlaid_curves(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]], metric: str, path: Path,
+                    *, title: str = "") -> Path:
+    """The same metric of several runs in one figure, one labelled line per run (``nnlab compare --plot``).
+
+    Args:
+        curves: ``(label, epochs, values)`` per run.
+        metric: the history column drawn (the y axis).
+        path: the PNG file.
+        title: the figure's title (default: the metric).
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    longest = max((len(values) for _, _, values in curves), default=0)
+    marker = "o" if longest <= 30 else None
+    for label, epochs, values in curves:
+        ax.plot(list(epochs)[: len(values)], values, marker=marker, markersize=3, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} by epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7 if len(curves) > 6 else 9, loc="best")
+    return _save(fig, path)
+
+
+def single_prediction(probabilities: np.ndarray, class_names: Sequence[str], path: Path, *,
+                      image: np.ndarray | None = None, true: int | None = None, title: str = "") -> Path:
+    """One example as the lessons draw it: the image with its predicted and true label
+    (blue when right, red when wrong) beside the bars of the class probabilities.
+
+    Args:
+        probabilities: the model's class probabilities for this example, shape (classes,).
+        class_names: a name per class.
+        path: the PNG file.
+        image: the example as an image (h, w) or (h, w, c), or None for non-image inputs.
+        true: the true class index, when known (a test example).
+        title: the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    p = _class_probabilities(np.asarray(probabilities).reshape(1, -1))[0]
+    predicted = int(np.argmax(p))
+    color = NEUTRAL if true is None else (RIGHT if predicted == true else WRONG)
+    caption = f"{class_names[predicted]} {100 * p[predicted]:.0f}%"
+    if true is not None:
+        caption += f" ({class_names[true]})"
+    columns = 2 if image is not None else 1
+    fig = plt.figure(figsize=(3.2 * columns + max(0, len(p) - 10) * 0.15, 3.2))
+    if image is not None:
+        ax = fig.add_subplot(1, columns, 1)
+        picture = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        ax.imshow(picture, cmap=plt.cm.binary if picture.ndim == 2 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, color=color)
+    ax = fig.add_subplot(1, columns, columns)
+    bars = ax.bar(range(len(p)), p, color=NEUTRAL)
+    bars[predicted].set_color(WRONG if true is not None else RIGHT)
+    if true is not None:
+        bars[true].set_color(RIGHT)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(range(len(p)))
+    ax.set_xticklabels([str(n) for n in class_names], rotation=90 if len(p) > 10 else 0, fontsize=7)
+    if image is None:
+        ax.set_xlabel(caption, color=color)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def regression_prediction(predicted: float, path: Path, *, true: float | None = None, title: str = "") -> Path:
+    """A regression prediction beside the true value, when known.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    labels, heights, colors = ["predicted"], [predicted], [RIGHT]
+    if true is not None:
+        labels.append("true")
+        heights.append(true)
+        colors.append(NEUTRAL)
+    fig, ax = plt.subplots(figsize=(3.5, 3.2))
+    ax.bar(labels, heights, color=colors)
+    for i, h in enumerate(heights):
+        ax.annotate(f"{h:.4g}", (i, h), ha="center", va="bottom", fontsize=8)
+    ax.set_title(title or "prediction")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def kfold_curve(mean: Sequence[float], folds: Sequence[Sequence[float]], path: Path, *, metric: str,
+                best_epoch: int | None = None, best_label: str = "", smoothed: Sequence[float] | None = None,
+                skip_first: int = 0, title: str = "") -> Path:
+    """k-fold validation: the per-epoch mean over the folds, the folds faint behind it.
+
+    Args:
+        mean: the averaged curve, one value per epoch (epoch 1 first).
+        folds: each fold's own curve (they may be shorter, e.g. after early stopping).
+        path: the PNG file.
+        metric: what the curve measures (``val_mae``), for the labels.
+        best_epoch: the epoch to mark with a vertical line, or None.
+        best_label: what the best epoch was read from (``val_loss``), for its label.
+        smoothed: the curve the best epoch was read from, when it was smoothed.
+        skip_first: leave out this many first epochs (their scale can hide the rest).
+        title: prefix of the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    start = skip_first + 1
+    for i, curve in enumerate(folds):
+        curve = np.asarray(curve, dtype=float)[skip_first:]
+        ax.plot(np.arange(start, start + len(curve)), curve, color=NEUTRAL, alpha=0.35, linewidth=0.8,
+                label="each fold" if i == 0 else None)
+    values = np.asarray(mean, dtype=float)[skip_first:]
+    ax.plot(np.arange(start, start + len(values)), values, color=RIGHT, linewidth=1.8,
+            label=f"mean of {len(folds)} folds")
+    if smoothed is not None:
+        curve = np.asarray(smoothed, dtype=float)[skip_first:]
+        ax.plot(np.arange(start, start + len(curve)), curve, color="tab:orange", linewidth=1.2,
+                linestyle="--", label="smoothed mean")
+    if best_epoch is not None and best_epoch >= start:
+        label = f"best epoch {best_epoch}" + (f" ({best_label})" if best_label else "")
+        ax.axvline(best_epoch, color=WRONG, linewidth=1, linestyle=":", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    shown = f"{metric}, epochs {start}+" if skip_first else metric
+    ax.set_title(f"{title}: k-fold {shown}" if title else f"k-fold {shown}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -98,3 +98,175 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def trial_line(outcome: Any, total: int) -> None:
+    """One line per finished sweep trial."""
+    params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items())
+    style = "green" if outcome.status == "completed" else "red"
+    console.print(f"trial {outcome.index + 1}/{total} [{style}]{outcome.status}[/] {params}", soft_wrap=True)
+
+
+def sweep_summary(result: Any) -> None:
+    """The ranked trials of a sweep as a table, then the sweep folder."""
+    from nnlab.sweep import metric_value
+
+    keys = list(dict.fromkeys(k for o in result.outcomes for k in o.params))
+    table = Table(title=f"trials ranked by {result.metric}", header_style="bold")
+    for column in ("rank", "trial", *keys, result.metric, "status", "run folder"):
+        table.add_column(column, justify="right" if column in ("rank", "trial", result.metric) else "left",
+                         overflow="fold")
+    for rank, o in enumerate(result.outcomes, start=1):
+        value = metric_value(o.metrics, result.metric)
+        table.add_row(str(rank), str(o.index), *(compact(o.params.get(k)) for k in keys), _fmt(value),
+                      o.status + (f": {o.message}" if o.message and o.status != "completed" else ""),
+                      o.folder.rsplit("/", 1)[-1] if o.folder else "-")
+    console.print(table)
+    console.print(f"sweep {result.status}; sweep folder: [bold]{result.run.path}[/]")
+
+
+def compact(value: Any) -> str:
+    """A config value in a short readable form: ``[Dense(units=16, activation=relu), Dense(units=1)]``."""
+    if isinstance(value, float):
+        return str(value) if len(str(value)) <= 8 else f"{value:.4g}"
+    if isinstance(value, dict) and len(value) == 1:
+        (name, kwargs), = value.items()
+        if isinstance(name, str) and name[:1].isupper() and isinstance(kwargs, dict):
+            return f"{name}({', '.join(f'{k}={compact(v)}' for k, v in kwargs.items())})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(compact(v) for v in value) + "]"
+    return str(value)
+
+
+class KFoldProgress:
+    """Progress of a k-fold validation: a bar per fold (epochs, running metrics), then the final model.
+
+    On a terminal the bars are live; elsewhere a few lines per fold are printed.
+    Folds trained in worker processes report only when they finish. Use as a
+    context manager; :func:`nnlab.kfold.run_kfold` calls its methods.
+
+    Args:
+        label: what is validated (the config's name).
+        max_lines: on a non-terminal, print about this many epoch lines per fold.
+    """
+
+    def __init__(self, label: str, *, max_lines: int = 4):
+        self.label = label
+        self.max_lines = max_lines
+        self.live = console.is_terminal
+        self._progress = None
+        self._tasks: dict[int, Any] = {}
+        self._k = 0
+        self._last_print = 0.0
+
+    def __enter__(self) -> "KFoldProgress":
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.fields[logs]}"), console=console)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def fold_started(self, fold: int, k: int, epochs: int) -> None:
+        self._k = k
+        if self._progress is not None:
+            self._tasks[fold] = self._progress.add_task(f"{self.label} fold {fold + 1}/{k}", total=epochs, logs="")
+
+    def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        where = "final model" if fold < 0 else f"fold {fold + 1}/{self._k}"
+        if self._progress is not None:
+            self._progress.update(self._tasks[fold], total=epochs, completed=epoch, logs=format_logs(logs))
+            return
+        now = time.monotonic()
+        every = max(1, epochs // self.max_lines)
+        if epoch == 1 or epoch == epochs or epoch % every == 0 or now - self._last_print > 30:
+            self._last_print = now
+            console.print(f"{self.label} {where} epoch {epoch}/{epochs}  {format_logs(logs)}", soft_wrap=True)
+            sys.stdout.flush()
+
+    def fold_finished(self, result: Any) -> None:
+        logs = {f"val_{name}": value for name, value in result.validation.items()}
+        if self._progress is not None:
+            task = self._tasks.get(result.fold)
+            if task is not None:
+                self._progress.update(task, total=result.epochs_run, completed=result.epochs_run,
+                                      logs=format_logs(logs))
+            return
+        console.print(f"{self.label} fold {result.fold + 1}/{result.k} {result.status} after "
+                      f"{result.epochs_run} epochs ({result.wall_time_s:.1f}s)  {format_logs(logs)}", soft_wrap=True)
+        sys.stdout.flush()
+
+    def final_started(self, epochs: int) -> None:
+        if self._progress is not None:
+            self._tasks[-1] = self._progress.add_task(f"{self.label} final model", total=epochs, logs="")
+        else:
+            console.print(f"{self.label} final model: {epochs} epochs on the whole training part")
+
+
+#: Which baseline figure stands beside which test metric.
+_BASELINE_FOR = {"regression": {"mae": "linear_regression_mae", "mse": "linear_regression_mse"},
+                 "classification": {"accuracy": "majority_class_accuracy"}}
+
+
+def kfold_summary(result: Any) -> None:
+    """After ``nnlab kfold``: a row per fold, mean ± std, the best epoch, and the final model's
+    test metrics beside the baseline."""
+    metrics, summary = result.metrics, result.summary
+    status = metrics.get("status")
+    style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+    console.print(f"[{style}]{status}[/] {metrics.get('name')}: {metrics.get('folds_completed')} of "
+                  f"{metrics.get('k')} folds in {metrics.get('wall_time_s')} s, {metrics.get('params'):,} parameters")
+    if metrics.get("message"):
+        console.print(f"[{style}]{metrics['message']}[/]")
+    folds = summary.get("folds") or []
+    if folds:
+        names = sorted(dict.fromkeys(n for f in folds for n in f["validation"]), key=lambda n: n != "loss")
+        table = Table(title="validation metrics at the end of each fold", header_style="bold")
+        for column in ("fold", "epochs", "rows", *(f"val_{n}" for n in names), "seconds"):
+            table.add_column(column, justify="left" if column == "fold" else "right")
+        for i, f in enumerate(folds):
+            table.add_row(str(f["fold"]), str(f["epochs_run"]), f"{f['train_rows']}/{f['validation_rows']}",
+                          *(_short(f["validation"].get(n)) for n in names), f"{f['wall_time_s']:.1f}",
+                          end_section=i == len(folds) - 1)
+        table.add_row("mean", "", "", *(_short(summary["mean"].get(n)) for n in names), "", style="bold",
+                      end_section=False)
+        table.add_row("± std", "", "", *(_short(summary["std"].get(n)) for n in names), "")
+        console.print(table)
+    best = summary.get("best")
+    if best:
+        smoothed = f", smoothed with factor {best['smoothing']}" if best.get("smoothing") else ""
+        direction = "highest" if _higher(best["monitor"]) else "lowest"
+        console.print(f"best epoch: [bold]{best['epoch']}[/] ({direction} mean {best['monitor']} over the "
+                      f"folds{smoothed}: {_fmt(best['value'])})")
+    final = summary.get("final")
+    if final:
+        kind = "regression" if metrics.get("task") == "regression" else "classification"
+        base = final.get("baseline") or {}
+        table = Table(title=f"final model: {final['epochs']} epochs on all {metrics.get('train_rows')} training rows",
+                      header_style="bold")
+        for column in ("metric", "test", "baseline"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for name, value in sorted(final["test"].items(), key=lambda item: item[0] != "loss"):
+            partner = _BASELINE_FOR[kind].get(name)
+            shown = f"{_fmt(base.get(partner))} ({partner})" if partner and partner in base else "-"
+            table.add_row(name, _fmt(value), shown)
+        console.print(table)
+        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in base.items() if k != "name")
+        if figures:
+            console.print(f"baseline: {figures}")
+    console.print(f"run folder: [bold]{result.run.path}[/]")
+
+
+def _short(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _higher(monitor: str) -> bool:
+    return any(word in monitor for word in ("acc", "auc", "precision", "recall"))

@@ -175,7 +175,8 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, size: int) -> dict[str, f
 
 
 def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
-          report: EpochReport | None = None, argv: list[str] | None = None) -> RunResult:
+          report: EpochReport | None = None, argv: list[str] | None = None,
+          tags: dict[str, Any] | None = None) -> RunResult:
     """Train one config and write its run folder.
 
     Args:
@@ -184,6 +185,7 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         data_dir: a folder of downloaded dataset files.
         report: called after every epoch (progress display), or None.
         argv: the command line to record in env.json.
+        tags: extra keys for metrics.json (a sweep's id and the trial's parameters).
 
     Returns:
         The run folder, its metrics and the exit code (0 completed, 1 failed or
@@ -206,7 +208,7 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         "started": started.isoformat(timespec="seconds"), "finished": None, "wall_time_s": None,
         "epochs_planned": config.training.epochs, "epochs_run": 0, "params": count_params(model),
         "train_rows": len(data.x_train), "validation_rows": 0 if data.x_val is None else len(data.x_val),
-        "test_rows": len(data.x_test),
+        "test_rows": len(data.x_test), **(tags or {}),
     }
     with _writing(run, metrics):
         run.write_yaml("config.yaml", config.to_dict())

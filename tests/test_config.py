@@ -29,7 +29,8 @@ def test_issue_example_is_accepted_and_resolved():
     assert config.optimizer.options == {"learning_rate": 1.0}
     resolved = config.to_dict()
     assert resolved["dataset"]["points_per_class"] == 50
-    assert resolved["kfold"] == {"k": 4, "shuffle": False}
+    assert resolved["kfold"] == {"k": 4, "shuffle": False, "monitor": "val_loss", "smoothing": 0.0,
+                                 "skip_first_epochs": 10}
 
 
 def test_bare_names_are_normalized_to_one_key_form():

@@ -99,4 +99,4 @@ def get(name: str) -> DatasetSpec:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from nnlab.datasets import files, scikit, spiral  # noqa: F401
+    from nnlab.datasets import files, keras_sets, scikit, spiral  # noqa: F401

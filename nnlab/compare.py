@@ -1,0 +1,593 @@
+"""``nnlab compare``: many runs as one table; two runs side by side; their curves overlaid.
+
+Rows come from :mod:`nnlab.runs` (metrics.json summaries, cached in an index);
+config.yaml is read only when a config key is filtered, sorted or shown on.
+This module imports neither TensorFlow nor Keras, nor NumPy or matplotlib unless
+``--plot`` asks for a figure, so that listing thousands of runs starts at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from nnlab.errors import NnlabError
+from nnlab.runs import BASELINE_ALIASES, Run, RunSet, canonical_key, collect, read_history
+
+FORMATS = ("table", "csv", "json", "markdown")
+#: Above this many rows the table is laid out directly: rich takes about 2 ms a row.
+RICH_TABLE_ROWS = 200
+#: At most this many curves in one --plot figure.
+MAX_CURVES = 20
+#: At most this many warnings are printed; the rest are counted.
+MAX_WARNINGS = 20
+
+LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "msle", "hinge", "crossentropy", "divergence",
+                   "duration", "wall_time", "time_s")
+HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "r2", "iou", "top_k")
+_FILTER = re.compile(r"^\s*([^\s<>=!]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
+
+
+# -- choosing runs ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filter:
+    """One ``--filter`` condition: ``key op value``.
+
+    ``=`` and ``!=`` accept shell wildcards (``name=imdb*``); numbers compare as
+    numbers, everything else as text (ISO times compare in time order:
+    ``started>2025-06-01``). A run without the key fails every condition but ``!=``.
+    """
+
+    key: str
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Filter":
+        """Read ``key=value``, ``key>v``, ``key<v``, ``key>=v``, ``key<=v`` or ``key!=v``.
+
+        Raises:
+            NnlabError: when the text has none of these forms.
+        """
+        match = _FILTER.match(text)
+        if not match or not match.group(1):
+            raise NnlabError("expected KEY=VALUE, KEY!=VALUE, KEY>VALUE, KEY<VALUE, KEY>=VALUE or KEY<=VALUE, "
+                             "e.g. status=completed or test_accuracy>0.85", source=f"--filter {text}")
+        key, op, value = match.groups()
+        return cls(canonical_key(key), "=" if op == "==" else op, value)
+
+    def matches(self, run: Run, config: bool = True) -> bool:
+        """Whether ``run`` satisfies the condition (``config``: look in its config too)."""
+        actual = run.get(self.key, config)
+        if actual is None:
+            return self.op == "!="
+        want_number, have_number = _as_number(self.value), _as_number(actual)
+        if want_number is not None and have_number is not None:
+            a, b = have_number, want_number
+        else:
+            a, b = _as_text(actual), self.value
+            if self.op in ("=", "!="):
+                same = fnmatch.fnmatchcase(a, b) if any(c in b for c in "*?[") else a == b
+                return same if self.op == "=" else not same
+        return {"=": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[self.op]
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def higher_is_better(key: str) -> bool:
+    """The direction ``--sort KEY`` takes by default: accuracy-like descending, loss-like and the rest ascending."""
+    name = key.lower().rsplit(".", 1)[-1]
+    if any(word in name for word in LOWER_IS_BETTER):
+        return False
+    return any(word in name for word in HIGHER_IS_BETTER)
+
+
+def check_keys(runs: list[Run], keys: Iterable[str], what: str) -> None:
+    """Refuse a key no run has, neither as a field nor as a config key (with a suggestion).
+
+    Raises:
+        NnlabError: naming the flag, the key and the keys that exist.
+    """
+    fields = field_keys(runs) | set(BASE_COLUMNS)  # a basic column no run has yet is blank, not an error
+    missing = [k for k in keys if k not in fields]
+    if not missing or not runs:
+        return
+    for key in missing:
+        if any(key in r.config() for r in runs):
+            continue
+        from nnlab.suggestions import unknown_name_message
+
+        known = sorted({k for r in runs for k in r.fields})
+        message = unknown_name_message("key", key, known)
+        raise NnlabError(f"{message}; or a dotted config key such as training.epochs", source=what)
+
+
+def select(runs: list[Run], *, filters: Iterable[Filter] = (), last: int | None = None,
+           sort: str | None = None, ascending: bool | None = None) -> list[Run]:
+    """Filter, keep the last N started, then sort.
+
+    Args:
+        runs: in start order.
+        filters: every one must match.
+        last: keep only the N runs started last (after filtering).
+        sort: a field or config key; runs without it go last whatever the direction.
+        ascending: force the direction (default: see :func:`higher_is_better`).
+
+    Returns:
+        The runs to show, in order.
+    """
+    filters = list(filters)
+    check_keys(runs, [f.key for f in filters] + ([canonical_key(sort)] if sort else []),
+               "--filter" if filters else "--sort")
+    fields = field_keys(runs)
+    chosen = [r for r in runs if all(f.matches(r, f.key not in fields) for f in filters)]
+    if last is not None:
+        chosen = chosen[-last:] if last > 0 else []
+    if sort:
+        key = canonical_key(sort)
+        in_config = key not in fields
+        if ascending is None:
+            ascending = not _higher_is_better_for(key, chosen)
+        present = [r for r in chosen if r.get(key, in_config) is not None]
+        missing = [r for r in chosen if r.get(key, in_config) is None]
+        present.sort(key=lambda r: _sort_value(r.get(key, in_config)), reverse=not ascending)
+        chosen = present + missing
+    return chosen
+
+
+def field_keys(runs: list[Run]) -> set[str]:
+    """Every summary field some run has (keys outside it are looked up in the configs)."""
+    keys: set[str] = set()
+    for run in runs:
+        keys.update(run.fields)
+    return keys
+
+
+def _higher_is_better_for(key: str, runs: list[Run]) -> bool:
+    if key == "best_value":  # its direction is that of the metric the runs monitored
+        monitors = {r.fields.get("best_monitor") for r in runs} - {None}
+        if len(monitors) == 1:
+            return higher_is_better(monitors.pop())
+    return higher_is_better(key)
+
+
+def _sort_value(value: Any) -> tuple:
+    number = _as_number(value)
+    return (0, number, "") if number is not None else (1, 0.0, _as_text(value))
+
+
+# -- columns ----------------------------------------------------------------------------------
+
+BASE_COLUMNS = ("run_id", "name", "kind", "dataset", "status", "started", "duration_s", "epochs", "params")
+
+
+def main_metric(run: Run) -> str | None:
+    """The test metric a run is judged by: accuracy for classifiers, MAE for regressors, else the loss."""
+    tests = [k[5:] for k in run.fields if k.startswith("test_")]
+    for name in ("accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+                 "mae", "mean_absolute_error"):
+        if name in tests:
+            return name
+    others = [t for t in tests if t != "loss" and not t.endswith("_rows")]
+    if others:
+        return others[0]
+    return "loss" if "loss" in tests else None
+
+
+def default_columns(runs: list[Run]) -> list[str]:
+    """The columns that fit these runs: the basics, each main test metric, the best
+    validation figure and its epoch, the baseline comparable to the main metric."""
+    columns = list(BASE_COLUMNS)
+    mains = list(dict.fromkeys(m for m in (main_metric(r) for r in runs) if m))
+    columns += [f"test_{m}" for m in mains]
+    monitors = list(dict.fromkeys(r.fields["best_monitor"] for r in runs if "best_monitor" in r.fields))
+    if len(monitors) == 1:
+        columns.append(f"best_{monitors[0]}")
+    elif monitors:
+        columns += ["best_monitor", "best_value"]
+    if monitors:
+        columns.append("best_epoch")
+    columns += [f"baseline_{m}" for m in mains if any(f"baseline_{m}" in r.fields for r in runs)]
+    if any("trial_params" in r.fields for r in runs):
+        columns.append("trial_params")
+    return columns
+
+
+def all_columns(runs: list[Run]) -> list[str]:
+    """Every field some run has (``--columns all``), basics first."""
+    seen = dict.fromkeys(BASE_COLUMNS)
+    for run in runs:
+        seen.update(dict.fromkeys(run.fields))
+    return list(seen)
+
+
+def parse_columns(text: str | None, runs: list[Run]) -> list[str]:
+    """``--columns a,b,c`` (or ``all``), checked against the runs; default :func:`default_columns`."""
+    if not text:
+        return default_columns(runs)
+    if text.strip() == "all":
+        return all_columns(runs)
+    columns = [canonical_key(c) for c in text.split(",") if c.strip()]
+    if not columns:
+        raise NnlabError("give column names separated by commas, e.g. run_id,test_accuracy", source="--columns")
+    check_keys(runs, columns, "--columns")
+    return columns
+
+
+def values(runs: list[Run], columns: list[str]) -> list[dict[str, Any]]:
+    """One dict per run with the raw value of every column (None when missing).
+
+    ``epochs_planned`` rides along with ``epochs`` so that the table can show ``3/10``.
+    """
+    fields = field_keys(runs)
+    wanted = columns + ["epochs_planned"] if "epochs" in columns and "epochs_planned" not in columns else columns
+    if all(c in fields for c in columns):  # the usual case, kept quick for thousands of runs
+        return [{c: run.fields.get(c) for c in wanted} for run in runs]
+    return [{c: run.fields.get(c) if c in fields else run.get(c) for c in wanted} for run in runs]
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def cell(column: str, value: Any, row: dict[str, Any] | None = None) -> str:
+    """A value as the table shows it: times trimmed, durations readable, numbers rounded."""
+    if value is None:
+        return "-"
+    if type(value) is str and column not in ("started", "finished"):
+        return value
+    if column == "started" or column == "finished":
+        return str(value).replace("T", " ")[:19]
+    if column == "duration_s" and _as_number(value) is not None:
+        return duration(float(value))
+    if column == "epochs" and row is not None and row.get("epochs_planned") not in (None, value):
+        return f"{value}/{row['epochs_planned']}"
+    if column == "trial_params" and isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}" if column in ("params", "train_rows", "test_rows", "validation_rows") else str(value)
+    if isinstance(value, float):
+        return number(value)
+    if isinstance(value, (dict, list)):
+        return _short(value)
+    return str(value)
+
+
+def number(value: float) -> str:
+    """Four decimals in the usual range, significant digits outside it."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4f}"
+    return f"{value:.4g}"
+
+
+def duration(seconds: float) -> str:
+    """``12.3s``, ``4m05s``, ``2h07m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def _short(value: Any) -> str:
+    from nnlab.reporting import compact
+
+    return compact(value)
+
+
+STATUS_STYLES = {"completed": "green", "running": "yellow", "interrupted": "yellow", "incomplete": "yellow",
+                 "failed": "red", "diverged": "red", "unreadable": "red"}
+
+
+def _numeric_column(rows: list[dict[str, Any]], column: str) -> bool:
+    return column not in ("run_id", "started", "finished") and any(
+        _as_number(r.get(column)) is not None and not isinstance(r.get(column), str) for r in rows)
+
+
+def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str | None = None,
+                 out: TextIO | None = None) -> None:
+    """A rich table (or, for many rows, the same layout written directly, which is 100x faster)."""
+    from rich.console import Console
+
+    out = out or sys.stdout
+    console = Console(file=out, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        # A pipe or file gets one line per run however wide (rich would fold to 80 columns).
+        console = Console(file=out, highlight=False, width=100_000, no_color=True)
+    cells = [[cell(c, row.get(c), row) for c in columns] for row in rows]
+    numeric = [_numeric_column(rows, c) for c in columns]
+    if len(rows) > RICH_TABLE_ROWS:
+        _plain_table(columns, cells, numeric, out, title)
+        return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    for column, is_number in zip(columns, numeric):
+        table.add_column(column, justify="right" if is_number else "left",
+                         no_wrap=column in ("run_id", "started", "status"))
+    status_at = columns.index("status") if "status" in columns else None
+    for row in cells:
+        texts = [Text(c) for c in row]
+        if status_at is not None:
+            texts[status_at].stylize(STATUS_STYLES.get(row[status_at], ""))
+        table.add_row(*texts)
+    console.print(table)
+
+
+def _plain_table(columns: list[str], cells: list[list[str]], numeric: list[bool], out: TextIO,
+                 title: str | None) -> None:
+    from rich.cells import cell_len
+
+    # Column by column: an all-ASCII column (the usual case) is measured and padded by str methods.
+    widths, ascii_columns = [], []
+    for i, column in enumerate(columns):
+        texts = [column] + [row[i] for row in cells]
+        plain = all(t.isascii() for t in texts)
+        ascii_columns.append(plain)
+        widths.append(max(map(len, texts)) if plain else max(map(cell_len, texts)))
+
+    def line(parts: list[str]) -> str:
+        padded = []
+        for text, w, right, plain in zip(parts, widths, numeric, ascii_columns):
+            if plain:
+                padded.append(text.rjust(w) if right else text.ljust(w))
+            else:
+                gap = " " * (w - cell_len(text))
+                padded.append(gap + text if right else text + gap)
+        return "  ".join(padded).rstrip()
+
+    lines = [title] if title else []
+    lines += [line(columns), "  ".join("─" * w for w in widths)]
+    lines += [line(row) for row in cells]
+    out.write("\n".join(lines) + "\n")
+
+
+def render_markdown(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
+    """A GitHub-flavoured Markdown table (numbers right-aligned)."""
+    numeric = [_numeric_column(rows, c) for c in columns]
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(c, row.get(c), row).replace("|", "\\|").replace("\n", " ")
+                                       for c in columns) + " |")
+    out.write("\n".join(lines) + "\n")
+
+
+def render_csv(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
+    """CSV with a header: raw values (seconds, full precision); nested values as JSON."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else
+                         json.dumps(row[c], separators=(",", ":")) if isinstance(row[c], (dict, list)) else
+                         _as_text(row[c]) if isinstance(row[c], bool) else row[c] for c in columns])
+
+
+def render_json(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
+    """A JSON list of row objects with the given columns (NaN and infinities as null)."""
+    from nnlab.runfolder import to_json
+
+    out.write(to_json([{c: row.get(c) for c in columns} for row in rows]))
+
+
+# -- two runs side by side ----------------------------------------------------------------------------
+
+def config_diff(a: Run, b: Run) -> list[tuple[str, Any, Any]]:
+    """The dotted config keys whose values differ between two runs (a key only one has included).
+
+    Returns:
+        ``(key, value in a, value in b)``; a missing key's value is None.
+    """
+    ca, cb = a.config(), b.config()
+    keys = list(dict.fromkeys([*ca, *cb]))
+    return [(k, ca.get(k), cb.get(k)) for k in keys if ca.get(k) != cb.get(k) or (k in ca) != (k in cb)]
+
+
+SIDE_BY_SIDE_FIRST = ("kind", "dataset", "task", "status", "started", "duration_s", "epochs", "params")
+
+
+def metrics_side_by_side(a: Run, b: Run) -> list[tuple[str, Any, Any]]:
+    """Status, size and every metric of two runs, key by key (train, val, test, best, baseline)."""
+    keys = [k for k in SIDE_BY_SIDE_FIRST if k in a.fields or k in b.fields]
+    # best_value repeats best_<monitor>; baseline_accuracy/mae/mse repeat the baseline's own names.
+    repeats = {"best_value", *(f"baseline_{m}" for m in set(BASELINE_ALIASES.values()))}
+    for prefix in ("train_", "val_", "test_", "best_", "baseline_", "k"):
+        keys += sorted({k for k in [*a.fields, *b.fields] if k.startswith(prefix) and k not in keys
+                        and not k.endswith("_rows") and k not in repeats})
+    return [(k, a.fields.get(k), b.fields.get(k)) for k in keys]
+
+
+def render_pair(a: Run, b: Run, fmt: str, out: TextIO) -> None:
+    """Config differences, then metrics, of two runs (table or markdown)."""
+    diff = config_diff(a, b)
+    side = metrics_side_by_side(a, b)
+    headers = ["key", a.run_id, b.run_id]
+    diff_rows = [dict(zip(headers, (k, _show(va), _show(vb)))) for k, va, vb in diff]
+    metric_rows = []
+    for k, va, vb in side:
+        delta = None
+        na, nb = _as_number(va), _as_number(vb)
+        if na is not None and nb is not None and not isinstance(va, str) and k not in ("best_epoch",):
+            delta = vb - va if isinstance(va, int) and isinstance(vb, int) else nb - na
+        metric_rows.append(dict(zip(headers + ["difference"], (k, cell(k, va), cell(k, vb),
+                                                              "-" if delta is None else _signed(k, delta)))))
+    if fmt == "markdown":
+        out.write("\n**config differences**\n\n")
+        if diff_rows:
+            render_markdown(diff_rows, headers, out)
+        else:
+            out.write("(none)\n")
+        out.write("\n**metrics**\n\n")
+        render_markdown(metric_rows, headers + ["difference"], out)
+        return
+    if diff_rows:
+        render_table(diff_rows, headers, title="config differences", out=out)
+    else:
+        out.write("config differences: none (the same resolved config)\n")
+    render_table(metric_rows, headers + ["difference"], title="metrics", out=out)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _short(value)
+
+
+def _signed(key: str, delta: float) -> str:
+    text = duration(abs(delta)) if key == "duration_s" else (
+        f"{abs(delta):,}" if isinstance(delta, int) else number(abs(delta)))
+    return ("+" if delta >= 0 else "-") + text
+
+
+# -- learning curves ------------------------------------------------------------------------------------
+
+def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[Path, str]:
+    """Overlay one history column of several runs in one PNG, labelled by run.
+
+    Args:
+        runs: the runs (the first MAX_CURVES are drawn).
+        metric: a history column (``val_loss``, ``accuracy``...); default val_loss, else loss.
+        path: the PNG file.
+        warn: called with a one-line message for each run left out.
+
+    Returns:
+        The file written and the metric drawn.
+
+    Raises:
+        NnlabError: when no run has that column in its history.
+    """
+    if path.suffix.lower() != ".png":
+        raise NnlabError("the figure is written as PNG: give a file name ending in .png", source=f"--plot {path}")
+    if len(runs) > MAX_CURVES:
+        warn(f"drawing the first {MAX_CURVES} of {len(runs)} runs; narrow them with --filter, --last or --sort")
+        runs = runs[:MAX_CURVES]
+    wanted = None if metric is None else canonical_key(metric)
+    histories = {run.run_id: read_history(run.path, wanted or "val_loss") for run in runs}
+    available = sorted({c for h in histories.values() for c in h if c != "epoch"})
+    metric = wanted or ("val_loss" if "val_loss" in available else "loss")
+    curves = []
+    for run in runs:
+        history = histories[run.run_id]
+        if not history:
+            warn(f"{run.run_id}: no history.csv, left out of the figure")
+            continue
+        if metric not in history:
+            warn(f"{run.run_id}: its history has no {metric}, left out of the figure")
+            continue
+        epochs = history.get("epoch") or list(range(1, len(history[metric]) + 1))
+        curves.append((run.run_id, epochs, history[metric]))
+    if not curves:
+        from nnlab.suggestions import unknown_name_message
+
+        raise NnlabError(unknown_name_message("history column", metric, available) if available else
+                         "none of these runs has a history.csv", source=f"--metric {metric}")
+    from nnlab.plots import overlaid_curves
+
+    try:
+        return overlaid_curves(curves, metric, path), metric
+    except OSError as err:
+        raise NnlabError(f"cannot write the figure: {err.strerror or err}", source=f"--plot {path}") from None
+
+
+# -- the command --------------------------------------------------------------------------------------
+
+def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | None = None,
+                ascending: bool | None = None, filters: list[str] = (), last: int | None = None,
+                columns: str | None = None, fmt: str = "table", plot: Path | None = None,
+                metric: str | None = None, out: TextIO | None = None, err: TextIO | None = None) -> list[Run]:
+    """``nnlab compare``: collect, select, print, and draw.
+
+    Args:
+        paths: runs roots, run folders, run ids or prefixes (none: ``runs_dir``).
+        runs_dir: the default runs root.
+        sort, ascending, filters, last: see :func:`select`.
+        columns: ``a,b,c`` or ``all`` (default: :func:`default_columns`).
+        fmt: table, csv, json or markdown.
+        plot: a PNG file for the overlaid learning curves of the listed runs.
+        metric: the history column to draw.
+        out, err: where rows and warnings go (default stdout, stderr).
+
+    Returns:
+        The runs listed, in order.
+
+    Raises:
+        NnlabError: for an unknown format, key, filter or path (exit code 2).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if fmt not in FORMATS:
+        raise NnlabError(f"unknown format '{fmt}' (accepted: {', '.join(FORMATS)})", source="--format")
+    if last is not None and last < 1:
+        raise NnlabError("must be at least 1", source="--last")
+    parsed = [Filter.parse(f) for f in filters]
+    found: RunSet = collect(paths, runs_dir)
+    try:
+        chosen = select(found.runs, filters=parsed, last=last, sort=sort, ascending=ascending)
+        cols = parse_columns(columns, chosen)
+        rows = values(chosen, cols)
+        warnings = [f"{r.run_id}: {r.warning}" for r in chosen if r.warning]
+        fields = field_keys(found.runs)
+        config_needed = [c for c in cols + [f.key for f in parsed] + ([canonical_key(sort)] if sort else [])
+                         if c not in fields]
+        if config_needed:
+            warnings += [f"{r.run_id}: no readable config.yaml, so its config keys are blank"
+                         for r in chosen if r.readable and not r.config()]
+        pair = [r for r in chosen if r.readable]
+        if fmt == "csv":
+            render_csv(rows, cols, out)
+        elif fmt == "json":
+            render_json(rows, cols, out)
+        elif fmt == "markdown":
+            render_markdown(rows, cols, out)
+            if len(pair) == 2 and len(chosen) == 2:
+                render_pair(pair[0], pair[1], fmt, out)
+        else:
+            if rows:
+                render_table(rows, cols, out=out)
+                if len(pair) == 2 and len(chosen) == 2:
+                    render_pair(pair[0], pair[1], fmt, out)
+            else:
+                err.write("no runs to list" + (" (none match the filters)" if parsed else "") + "\n")
+        if plot is not None:
+            written, drawn = plot_curves(chosen, metric, plot, lambda m: warnings.append(m))
+            (err if fmt in ("csv", "json") else out).write(f"{drawn} curves: {written}\n")
+        for line in warnings[:MAX_WARNINGS]:
+            err.write(f"warning: {line}\n")
+        if len(warnings) > MAX_WARNINGS:
+            err.write(f"warning: ... and {len(warnings) - MAX_WARNINGS} more\n")
+    finally:
+        found.save()
+    return chosen

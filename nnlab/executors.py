@@ -1,0 +1,191 @@
+"""Where independent tasks (sweep trials, k-fold folds) run: here, in worker processes, or on Ray.
+
+A task is a picklable module-level function and its picklable arguments; it returns
+plain data (histories, metrics, file contents) and writes nothing the driver needs,
+so workers need no shared filesystem. Results come back as tasks finish.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import multiprocessing
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+from nnlab.errors import NnlabError
+
+EXECUTORS = ("local", "process", "ray")
+
+
+def worker_threads(jobs: int) -> int:
+    """Threads per worker so that ``jobs`` workers share this machine's cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, jobs))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap the math libraries' threads in this process (call before TensorFlow is imported)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+def _worker_init(threads: int) -> None:
+    limit_threads(threads)
+    from nnlab.backend import keras
+
+    k = keras()
+    if k.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+class Executor:
+    """Runs ``fn(*args)`` for many argument tuples; yields ``(index, result, error)`` as each finishes."""
+
+    def run(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[tuple[int, Any, BaseException | None]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers (and cancel what has not started)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """One task after another in this process."""
+
+    def run(self, fn, tasks):
+        for i, args in enumerate(tasks):
+            try:
+                yield i, fn(*args), None
+            except Exception as err:  # one task's failure is recorded; the others go on
+                yield i, None, err
+
+
+class ProcessExecutor(Executor):
+    """A pool of ``jobs`` worker processes on this machine, each with its own TensorFlow.
+
+    Args:
+        jobs: number of worker processes; their threads divide the cores between them.
+    """
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no TensorFlow state shared
+        self._pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                 initializer=_worker_init, initargs=(worker_threads(jobs),))
+
+    def run(self, fn, tasks):
+        pending = {self._pool.submit(fn, *args): i for i, args in enumerate(tasks)}
+        for future in futures.as_completed(pending):
+            error = future.exception()
+            yield pending[future], None if error else future.result(), error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RayExecutor(Executor):
+    """Tasks as Ray tasks: on the cluster at ``address``, or on a local Ray instance.
+
+    Args:
+        address: ``auto``, ``ray://host:port``, a ``host:port`` of a running head, or None
+            for a local instance started here (and stopped by :meth:`close`).
+        cpus: CPUs each task asks for.
+        gpus: GPUs each task asks for.
+        num_cpus: CPUs of a local instance (default: all).
+    """
+
+    def __init__(self, address: str | None = None, cpus: float = 1, gpus: float = 0, num_cpus: int | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise NnlabError("the Ray executor needs Ray: pip install 'nnlab[ray]'", source="--executor ray") from None
+        self._ray = ray
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                       "configure_logging": False}
+            if address:
+                options["address"] = address
+            else:
+                # A private instance for this sweep: keep it on the loopback interface.
+                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback only, and ours alone
+                options["num_cpus"] = num_cpus
+            try:
+                ray.init(**options)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise NnlabError(f"cannot connect to Ray at {address or 'a local instance'}: {err}",
+                                 source="--address") from None
+        self.cpus, self.gpus = cpus, gpus
+
+    def run(self, fn, tasks):
+        ray = self._ray
+        threads = max(1, int(self.cpus))
+        remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(_ray_task)
+        refs = {remote.remote(fn, threads, args): i for i, args in enumerate(tasks)}
+        waiting = list(refs)
+        try:
+            while waiting:
+                done, waiting = ray.wait(waiting, num_returns=1)
+                ref = done[0]
+                try:
+                    yield refs[ref], ray.get(ref), None
+                except ray.exceptions.RayTaskError as err:
+                    yield refs[ref], None, err.cause if isinstance(err.cause, BaseException) else err
+                except ray.exceptions.RayError as err:
+                    yield refs[ref], None, err
+        finally:
+            for ref in waiting:
+                ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self._started_here and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def _ray_task(fn: Callable[..., Any], threads: int, args: tuple) -> Any:
+    _worker_init(threads)
+    return fn(*args)
+
+
+def make_executor(kind: str = "local", *, jobs: int = 1, address: str | None = None, cpus: float = 1,
+                  gpus: float = 0) -> Executor:
+    """The executor a command line asks for.
+
+    Args:
+        kind: ``local`` (``process`` when jobs > 1) or ``ray``.
+        jobs: worker processes for the local kinds; for a local Ray instance, its CPUs.
+        address: the Ray cluster's address.
+        cpus, gpus: resources per Ray task.
+
+    Returns:
+        The executor (a context manager).
+    """
+    if kind not in ("local", "ray"):
+        raise NnlabError(f"unknown executor '{kind}' (accepted: local, ray)", source="--executor")
+    if kind == "ray":
+        return RayExecutor(address, cpus=cpus, gpus=gpus, num_cpus=jobs if jobs > 1 else None)
+    if address:
+        raise NnlabError("--address is for --executor ray", source="--address")
+    return ProcessExecutor(jobs) if jobs > 1 else LocalExecutor()
+
+
+def run_all(executor: Executor, fn: Callable[..., Any], tasks: Iterable[tuple]):
+    """Every result in task order: a list of ``(result, error)``."""
+    tasks = list(tasks)
+    results: list[tuple[Any, BaseException | None]] = [(None, None)] * len(tasks)
+    for i, result, error in executor.run(fn, tasks):
+        results[i] = (result, error)
+    return results

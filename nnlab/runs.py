@@ -1,0 +1,627 @@
+"""Finding and reading run folders: what ``nnlab compare``, ``show`` and ``predict`` stand on.
+
+A run folder is summarised from its metrics.json alone (small, written atomically),
+flattened into one row of fields: ``run_id``, ``status``, ``test_accuracy``,
+``val_loss``, ``best_epoch``, ``baseline_accuracy``... Its config.yaml is read only
+when a config key is asked for.
+
+Reading thousands of folders is dominated by opening and parsing files, so the
+summaries are cached in ``<runs root>/.nnlab-index.json``, each under the folder's
+name and the (mtime, size, inode) of the file it came from (an atomic rewrite makes
+a new inode, so even a rewrite within one clock tick is seen): a folder whose metrics.json
+changed is read again, a folder that disappeared drops out, and a missing or
+corrupt index is simply rebuilt. Nothing here imports NumPy, TensorFlow or Keras.
+
+Folders that cannot be read (truncated JSON, no metrics.json, a stray directory)
+become rows with status ``unreadable`` or ``incomplete`` and a one-line warning;
+they never stop a listing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from nnlab.errors import NnlabError, RunNotFound
+
+INDEX_NAME = ".nnlab-index.json"
+INDEX_VERSION = 2  # raise whenever summarize() changes: older indexes are then rebuilt
+#: Folder names made by RunFolder.create start with the UTC start time.
+RUN_NAME = re.compile(r"^\d{8}T\d{6}Z_")
+#: Baseline figures under the name of the metric they are comparable to.
+BASELINE_ALIASES = {"majority_class_accuracy": "accuracy", "linear_regression_mae": "mae",
+                    "linear_regression_mse": "mse"}
+
+
+@dataclass
+class Run:
+    """One run folder as a listing sees it.
+
+    Args:
+        path: the folder.
+        fields: the flat summary (``run_id``, ``status``, ``test_accuracy``, ...).
+        warning: a one-line problem with the folder, or None.
+    """
+
+    path: Path
+    fields: dict[str, Any]
+    warning: str | None = None
+    _config: dict[str, Any] | None = field(default=None, repr=False)
+    _index: "_Index | None" = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        """The folder's name."""
+        return self.path.name
+
+    @property
+    def readable(self) -> bool:
+        """Whether metrics.json could be read."""
+        return self.fields.get("status") not in ("unreadable", "incomplete")
+
+    def config(self) -> dict[str, Any]:
+        """The run's resolved config flattened to dotted keys (``training.epochs``); {} when unreadable."""
+        if self._config is None:
+            if self._index is not None:
+                self._config = self._index.config(self.path)
+            else:
+                self._config, _ = read_flat_config(self.path)
+        return self._config
+
+    def get(self, key: str, config: bool = True) -> Any:
+        """A field of the summary, else (``config``) a dotted config key; None when the run has neither.
+
+        Callers that know ``key`` is a summary field of some run pass ``config=False``,
+        so that a run merely lacking it does not cost a read of its config.yaml.
+        """
+        key = canonical_key(key)
+        if key in self.fields:
+            return self.fields[key]
+        return self.config().get(key) if config else None
+
+
+# -- reading one folder ------------------------------------------------------------------------
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """metrics.json of a run folder.
+
+    Raises:
+        NnlabError: when it is missing, truncated or not a JSON object (the message says which).
+    """
+    path = Path(folder) / "metrics.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NnlabError("has no metrics.json", source=str(folder)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise NnlabError(f"cannot read metrics.json: {getattr(err, 'strerror', None) or err}",
+                         source=str(folder)) from None
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        what = "is empty" if not text.strip() else f"is not valid JSON (truncated?): {err}"
+        raise NnlabError(f"metrics.json {what}", source=str(folder)) from None
+    if not isinstance(data, dict):
+        raise NnlabError(f"metrics.json holds a {type(data).__name__}, not an object", source=str(folder))
+    return data
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """config.yaml of a run folder, as plain data (``yaml.safe_load``, C loader when available).
+
+    Raises:
+        NnlabError: when it is missing or not a YAML mapping.
+    """
+    import yaml
+
+    path = Path(folder) / "config.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NnlabError("has no config.yaml", source=str(folder)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise NnlabError(f"cannot read config.yaml: {err}", source=str(folder)) from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, C or Python
+    except yaml.YAMLError as err:
+        raise NnlabError(f"config.yaml is not valid YAML: {str(err).splitlines()[0]}", source=str(folder)) from None
+    if not isinstance(data, dict):
+        raise NnlabError("config.yaml is not a mapping", source=str(folder))
+    return data
+
+
+def read_flat_config(folder: Path) -> tuple[dict[str, Any], str | None]:
+    """The dotted-key form of a folder's config, and a warning when it cannot be read."""
+    try:
+        return flatten(read_config(folder)), None
+    except NnlabError as err:
+        return {}, str(err)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": [1, {"c": 2}]}}`` -> ``{"a.b.0": 1, "a.b.1.c": 2}`` (the keys ``--set`` takes)."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    elif isinstance(data, list) and data:
+        for i, value in enumerate(data):
+            out.update(flatten(value, f"{prefix}{i}."))
+    elif prefix:
+        out[prefix[:-1]] = data
+    return out
+
+
+def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """metrics.json flattened to one row of fields.
+
+    ``train``/``validation``/``test`` become ``train_*``/``val_*``/``test_*``; ``best``
+    becomes ``best_monitor``, ``best_epoch``, ``best_value`` and ``best_<monitor>``; the
+    baseline becomes ``baseline_*`` plus ``baseline_accuracy``/``baseline_mae``/``baseline_mse``
+    (the figure comparable to that metric).
+
+    Args:
+        metrics: the parsed metrics.json.
+        run_id: the folder's name (authoritative: a copied folder keeps its old run_id inside).
+
+    Returns:
+        The fields; keys whose value is missing are left out.
+    """
+    fields: dict[str, Any] = {"run_id": run_id}
+    for key in ("name", "kind", "dataset", "task", "status", "message", "started", "finished"):
+        if isinstance(metrics.get(key), str):
+            fields[key] = metrics[key]
+    fields.setdefault("status", "unknown")
+    _number(fields, "duration_s", metrics.get("wall_time_s"))
+    _number(fields, "epochs", metrics.get("epochs_run"))
+    _number(fields, "epochs_planned", metrics.get("epochs_planned"))
+    for key in ("train_rows", "validation_rows", "test_rows", "trials", "k", "best_epoch_count"):
+        _number(fields, key, metrics.get(key))
+    params = metrics.get("params")
+    if isinstance(params, dict):  # a sweep trial's tag: its parameter values
+        fields["trial_params"] = params
+    else:
+        _number(fields, "params", params)
+    _number(fields, "params", metrics.get("param_count"))
+    if isinstance(metrics.get("trial_params"), dict):
+        fields["trial_params"] = metrics["trial_params"]
+    if isinstance(metrics.get("sweep_id"), str):
+        fields["sweep_id"] = metrics["sweep_id"]
+    _number(fields, "trial", metrics.get("trial"))
+    for part, prefix in (("train", "train_"), ("validation", "val_"), ("test", "test_")):
+        values = metrics.get(part)
+        if isinstance(values, dict):
+            for name, value in values.items():
+                _number(fields, prefix + _strip_val(name), value)
+    best = metrics.get("best")
+    if isinstance(best, dict):
+        monitor = best.get("monitor") or metrics.get("metric")
+        if isinstance(monitor, str):
+            fields["best_monitor"] = monitor
+        _number(fields, "best_epoch", best.get("epoch"))
+        _number(fields, "best_value", best.get("value"))
+        if isinstance(monitor, str) and "best_value" in fields:
+            fields["best_" + monitor] = fields["best_value"]
+    baseline = metrics.get("baseline")
+    if isinstance(baseline, dict):
+        for name, value in baseline.items():
+            _number(fields, "baseline_" + name, value)
+            if name in BASELINE_ALIASES:
+                _number(fields, "baseline_" + BASELINE_ALIASES[name], value)
+    return fields
+
+
+def _strip_val(name: str) -> str:
+    # A k-fold summary may already say val_loss inside "validation".
+    return name[4:] if name.startswith("val_") else name
+
+
+def _number(fields: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and value != value:  # NaN
+        return
+    fields[key] = value
+
+
+def kfold_extras(folder: Path) -> dict[str, Any]:
+    """Fields of a k-fold folder that its metrics.json may leave to kfold.json.
+
+    Tolerates the shapes kfold.json may take: ``mean`` (or ``mean_validation``)
+    as ``{metric: value}``, ``best_epoch`` as a number or ``best`` as
+    ``{epoch, value, monitor}``.
+    """
+    try:
+        data = json.loads((Path(folder) / "kfold.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    fields: dict[str, Any] = {}
+    _number(fields, "k", data.get("k"))
+    for key in ("mean", "mean_validation", "validation_mean"):
+        if isinstance(data.get(key), dict):
+            for name, value in data[key].items():
+                _number(fields, "val_" + _strip_val(name), value)
+            break
+    for key in ("std", "std_validation", "validation_std"):
+        if isinstance(data.get(key), dict):
+            for name, value in data[key].items():
+                _number(fields, "val_" + _strip_val(name) + "_std", value)
+            break
+    best = data.get("best") if isinstance(data.get("best"), dict) else {}
+    monitor = best.get("monitor") or data.get("monitor")
+    if isinstance(monitor, str):
+        fields["best_monitor"] = monitor
+    _number(fields, "best_epoch", best.get("epoch", data.get("best_epoch")))
+    _number(fields, "best_value", best.get("value", data.get("best_value")))
+    if isinstance(monitor, str) and "best_value" in fields:
+        fields["best_" + monitor] = fields["best_value"]
+    return fields
+
+
+def read_run(folder: Path) -> Run:
+    """Summarise one folder without any index (for folders named one by one)."""
+    folder = Path(folder)
+    fields, warning = _summary_of(folder)
+    return _live(Run(folder, fields, warning))
+
+
+def _summary_of(folder: Path) -> tuple[dict[str, Any], str | None]:
+    """Fields of a folder and the warning to print about it (None when it is fine)."""
+    name = folder.name
+    try:
+        metrics = read_metrics(folder)
+    except NnlabError as err:
+        if "has no metrics.json" not in err.message:
+            return {"run_id": name, "status": "unreadable"}, err.message
+        if (folder / "kfold.json").is_file():  # a k-fold validation without --final
+            fields = {"run_id": name, "kind": "kfold", "status": "completed", **kfold_extras(folder)}
+            return fields, None
+        if (folder / "config.yaml").is_file():
+            return ({"run_id": name, "status": "incomplete"},
+                    "incomplete: config.yaml but no metrics.json (stopped before it started?)")
+        return {"run_id": name, "status": "unreadable"}, "not a run folder (no metrics.json)"
+    fields = summarize(metrics, name)
+    if "params" not in fields and isinstance(metrics.get("params"), dict):
+        # A sweep trial's tag took the place of the parameter count: the model summary still has it.
+        _number(fields, "params", _total_params(folder))
+    if fields.get("kind") == "kfold":
+        # kfold.json holds the cross-validation figures (they win); metrics.json those of the final model.
+        fields = {**fields, **kfold_extras(folder)}
+    return fields, None
+
+
+def _total_params(folder: Path) -> int | None:
+    """``Total params: 4,810 (18.79 KB)`` of a folder's summary.txt."""
+    try:
+        with open(folder / "summary.txt", encoding="utf-8") as handle:
+            for line in handle:
+                match = re.match(r"\s*Total params:\s*([\d,]+)", line)
+                if match:
+                    return int(match.group(1).replace(",", ""))
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def _live(run: Run) -> Run:
+    """Fill in what changes while a run trains (never cached): epochs so far, and a warning."""
+    if run.fields.get("status") != "running":
+        return run
+    if run.fields.get("kind") not in (None, "train"):
+        run.warning = run.warning or "still running, or stopped without a trace"
+        return run
+    history = run.path / "history.csv"
+    try:
+        with open(history, "rb") as handle:
+            rows = max(0, sum(1 for line in handle if line.strip()) - 1)
+        age = time.time() - history.stat().st_mtime
+    except OSError:
+        rows, age = 0, None
+    run.fields = {**run.fields, "epochs": rows}
+    planned = run.fields.get("epochs_planned")
+    so_far = f"{rows} of {planned} epochs" if planned else f"{rows} epochs"
+    since = f", last epoch {_ago(age)} ago" if age is not None else ""
+    run.warning = f"running ({so_far} so far{since}), or stopped without a trace"
+    return run
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+# -- a runs root and its index --------------------------------------------------------------
+
+class _Index:
+    """The cache of folder summaries (and configs) in ``<root>/.nnlab-index.json``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.path = root / INDEX_NAME
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.changed = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("version") == INDEX_VERSION and isinstance(data.get("folders"), dict):
+                self.entries = data["folders"]
+        except (OSError, ValueError):
+            pass  # no index yet, or a damaged one: rebuilt from the folders
+
+    def summary(self, entry_name: str, folder: Path) -> tuple[dict[str, Any], str | None]:
+        """Fields and warning of a folder, from the cache when its metrics.json is unchanged."""
+        try:
+            st = os.stat(os.path.join(self.root, entry_name, "metrics.json"))
+            signature = [st.st_mtime_ns, st.st_size, st.st_ino]
+        except OSError:
+            signature = None  # no metrics.json: looked at afresh every time (it may appear)
+        cached = self.entries.get(entry_name)
+        if signature is not None and cached is not None and cached.get("sig") == signature:
+            return cached["fields"], cached.get("warning")
+        fields, warning = _summary_of(folder)
+        if signature is not None:
+            self.entries[entry_name] = {"sig": signature, "fields": fields, "warning": warning}
+            self.changed = True
+        elif entry_name in self.entries:
+            del self.entries[entry_name]
+            self.changed = True
+        return fields, warning
+
+    def config(self, folder: Path) -> dict[str, Any]:
+        """The flattened config of a folder, from the cache when its config.yaml is unchanged."""
+        entry = self.entries.get(folder.name)
+        try:
+            st = os.stat(folder / "config.yaml")
+            signature = [st.st_mtime_ns, st.st_size, st.st_ino]
+        except OSError:
+            signature = None
+        if entry is not None and signature is not None and entry.get("config_sig") == signature:
+            return entry["config"]
+        flat, _ = read_flat_config(folder)
+        if entry is not None and signature is not None:
+            entry["config_sig"], entry["config"] = signature, flat
+            self.changed = True
+        return flat
+
+    def keep_only(self, names: set[str]) -> None:
+        """Forget folders that are gone."""
+        gone = [name for name in self.entries if name not in names]
+        for name in gone:
+            del self.entries[name]
+        self.changed = self.changed or bool(gone)
+
+    def save(self) -> None:
+        """Write the index atomically if anything changed; a read-only root just goes without one."""
+        if not self.changed:
+            return
+        from nnlab.runfolder import atomic_write
+
+        try:
+            atomic_write(self.path, json.dumps({"version": INDEX_VERSION, "folders": self.entries},
+                                               separators=(",", ":")))
+            self.changed = False
+        except OSError:
+            pass
+
+
+class RunSet:
+    """The runs found under some runs roots and run folders.
+
+    Args:
+        runs: the runs, in run-id (start time) order.
+        indexes: the index of each runs root, saved by :meth:`save`.
+    """
+
+    def __init__(self, runs: list[Run], indexes: list[_Index]):
+        self.runs = runs
+        self._indexes = indexes
+
+    def save(self) -> None:
+        """Write back the indexes (summaries, and any configs read since)."""
+        for index in self._indexes:
+            index.save()
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` looks like one run folder rather than a runs root."""
+    return (path / "metrics.json").exists() or (path / "config.yaml").exists() or bool(RUN_NAME.match(path.name))
+
+
+def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index | None]:
+    """Every folder directly under a runs root, summarised (hidden entries and plain files are skipped).
+
+    Args:
+        root: the runs root.
+        use_index: read and update ``.nnlab-index.json``.
+
+    Returns:
+        The runs (sorted by folder name, i.e. start time) and the index (None without one).
+    """
+    index = _Index(root) if use_index else None
+    runs = []
+    names = set()
+    try:
+        entries = list(os.scandir(root))
+    except OSError as err:
+        raise NnlabError(f"cannot list the runs folder: {err.strerror or err}", source=str(root)) from None
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        names.add(entry.name)
+        folder = Path(entry.path)
+        if index is not None:
+            fields, warning = index.summary(entry.name, folder)
+        else:
+            fields, warning = _summary_of(folder)
+        runs.append(_live(Run(folder, fields, warning, _index=index)))
+    if index is not None:
+        index.keep_only(names)
+    runs.sort(key=lambda r: r.run_id)
+    return runs, index
+
+
+def collect(paths: Iterable[str | Path], runs_dir: str | Path = "runs", *, use_index: bool = True) -> RunSet:
+    """The runs named by command-line arguments: runs roots, run folders, run ids or prefixes.
+
+    Args:
+        paths: what the user gave (nothing: ``runs_dir``).
+        runs_dir: the default runs root, where run ids and prefixes are looked up.
+        use_index: use ``.nnlab-index.json`` in each runs root.
+
+    Returns:
+        The runs (each folder once), in run-id order within each argument.
+
+    Raises:
+        NnlabError: when an argument is neither a folder nor a run id (exit code 2).
+    """
+    paths = list(paths) or [runs_dir]
+    runs: list[Run] = []
+    indexes: list[_Index] = []
+    seen: set[Path] = set()
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir() and not is_run_folder(path):
+            found, index = list_root(path, use_index=use_index)
+            if index is not None:
+                indexes.append(index)
+        elif path.is_dir():
+            found = [read_run(path)]
+        elif str(arg) == str(runs_dir) and not path.exists():
+            raise NnlabError("no runs folder here: train something first (nnlab train CONFIG), "
+                             "or name a runs folder or run folders", source=str(arg))
+        else:
+            found = [read_run(resolve_run(str(arg), runs_dir))]
+        if len(paths) == 1:
+            runs = found
+            break
+        for run in found:  # the same folder named twice (or inside a root also named) is listed once
+            key = run.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                runs.append(run)
+    return RunSet(runs, indexes)
+
+
+# -- RUN arguments: a folder, a run id, a unique prefix, or `last` ---------------------------------
+
+def run_folders(runs_dir: str | Path) -> list[str]:
+    """Names of the run folders (those named ``<UTC timestamp>_<name>...``) under a runs root."""
+    try:
+        return sorted(e.name for e in os.scandir(runs_dir) if e.is_dir() and RUN_NAME.match(e.name))
+    except OSError:
+        return []
+
+
+def resolve_run(arg: str, runs_dir: str | Path = "runs") -> Path:
+    """The run folder a RUN argument names.
+
+    Args:
+        arg: a folder path, a run id (folder name under ``runs_dir``), a unique prefix
+            of one, or ``last`` (the run started most recently).
+        runs_dir: the runs root ids are looked up in.
+
+    Returns:
+        The folder.
+
+    Raises:
+        RunNotFound: when nothing, or more than one run, matches (exit code 2).
+    """
+    root = Path(runs_dir)
+    path = Path(arg)
+    if path.is_dir() and is_run_folder(path):
+        return path
+    names = run_folders(root)
+    if arg == "last":
+        if not names:
+            raise RunNotFound(f"there are no runs in {root} yet", source="last")
+        # Names sort by start time; runs started in the same second sort by when their folder changed.
+        stamp = names[-1][:16]
+        tied = [n for n in names if n[:16] == stamp]
+        return root / max(tied, key=lambda n: (_mtime(root / n), n))
+    if arg and (root / arg).is_dir() and "/" not in arg and arg not in (".", ".."):
+        return root / arg
+    if path.is_dir():
+        raise RunNotFound("is a folder but not a run folder (no metrics.json or config.yaml); "
+                          "to list the runs in it use nnlab compare", source=arg)
+    matches = [n for n in names if n.startswith(arg)]
+    if len(matches) == 1:
+        return root / matches[0]
+    accepted = "a run folder, a run id, a unique prefix of one, or last"
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
+        raise RunNotFound(f"'{arg}' is the start of {len(matches)} runs ({shown}); give more of the id",
+                          source=str(root))
+    if not root.is_dir():
+        raise RunNotFound(f"no run '{arg}': it is not a folder, and there is no runs folder {root} to look "
+                          f"it up in (give {accepted}, or --runs-dir)", source=arg)
+    import difflib
+
+    close = difflib.get_close_matches(arg, names, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise RunNotFound(f"no run '{arg}' in {root}{hint} (give {accepted})", source=arg)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+def canonical_key(key: str) -> str:
+    """Accept ``validation_loss`` for ``val_loss`` and ``duration`` for ``duration_s``."""
+    key = key.strip()
+    if key.startswith("validation_") and key != "validation_rows":
+        return "val_" + key[len("validation_"):]
+    return {"duration": "duration_s", "wall_time_s": "duration_s", "id": "run_id", "run": "run_id",
+            "epochs_run": "epochs"}.get(key, key)
+
+
+def read_history(folder: Path, metric: str | None = None, *, prefer_mean: bool = False) -> dict[str, list[float]]:
+    """A run's per-epoch history: history.csv, or a k-fold folder's history_mean.csv.
+
+    Args:
+        folder: the run folder.
+        metric: a column that must be there: the first file that has it is read.
+        prefer_mean: look at history_mean.csv (the k-fold mean across folds) first.
+
+    Returns:
+        ``{column: values}`` with the ``epoch`` column included; {} when there is none.
+    """
+    from nnlab.runfolder import read_history_csv
+
+    names = ["history.csv", "history_mean.csv"]
+    if prefer_mean:
+        names.reverse()
+    first: dict[str, list[float]] = {}
+    for name in names:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            history = read_history_csv(path)
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if name == "history_mean.csv":
+            # k-fold means may be named val_loss_mean or mean_val_loss: they are read as val_loss.
+            for column in list(history):
+                plain = re.sub(r"(^mean_)|(_mean$)", "", column)
+                if plain != column and plain not in history:
+                    history[plain] = history[column]
+        if metric is None or metric in history:
+            return history
+        first = first or history
+    return first

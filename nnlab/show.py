@@ -1,0 +1,259 @@
+"""``nnlab show RUN``: one run's summary, from the files in its folder.
+
+The resolved config, the model summary, the final metrics beside the baseline,
+a condensed per-epoch table and the paths of the plots. Works on train, k-fold
+and sweep folders, and on incomplete ones (it shows what is there and says what
+is missing). Imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from nnlab.compare import STATUS_STYLES, cell, duration, number
+from nnlab.errors import NnlabError
+from nnlab.runs import read_history, read_metrics, resolve_run
+
+#: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
+EPOCH_ROWS = 12
+
+
+def condensed_epochs(count: int, best: int | None = None, rows: int = EPOCH_ROWS) -> list[int]:
+    """Which epochs (0-based positions) a condensed per-epoch table shows.
+
+    Args:
+        count: epochs in the history.
+        best: the best epoch's position, always shown.
+        rows: about how many to show.
+
+    Returns:
+        Sorted positions: all of them when there are few, else the first three,
+        the last three, the best, and evenly spaced ones between.
+    """
+    if count <= rows:
+        return list(range(count))
+    picks = {0, 1, 2, count - 3, count - 2, count - 1}
+    step = (count - 1) / max(rows - 6, 1)
+    picks.update(int(round(i * step)) for i in range(rows - 6))
+    if best is not None and 0 <= best < count:
+        picks.add(best)
+    return sorted(picks)
+
+
+def show_run(arg: str, runs_dir: str | Path = "runs", console: Console | None = None) -> Path:
+    """Print the summary of the run ``arg`` names.
+
+    Args:
+        arg: a run folder, run id, unique prefix of one, or ``last``.
+        runs_dir: where run ids are looked up.
+        console: where to print (default stdout).
+
+    Returns:
+        The run folder.
+
+    Raises:
+        RunNotFound: when ``arg`` names no run (exit code 2).
+    """
+    console = console or Console(highlight=False)
+    folder = resolve_run(arg, runs_dir)
+    try:
+        metrics = read_metrics(folder)
+        problem = None
+    except NnlabError as err:
+        metrics, problem = {}, err.message
+    _header(console, folder, metrics, problem)
+    _text_section(console, "config (resolved)", folder / "config.yaml")
+    if metrics.get("kind") != "sweep":  # a sweep's models are in its trials' folders
+        _text_section(console, "model", folder / "summary.txt")
+    _metrics_section(console, metrics)
+    _kfold_section(console, folder)
+    _sweep_section(console, folder)
+    _epochs_section(console, folder, metrics)
+    _plots_section(console, folder, metrics)
+    return folder
+
+
+def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: str | None) -> None:
+    status = metrics.get("status", "unreadable" if problem else "unknown")
+    style = STATUS_STYLES.get(status, "")
+    console.rule(f"[bold]{folder.name}[/]")
+    facts = [f"[{style}]{status}[/]" if style else status]
+    for label, key in (("kind", "kind"), ("dataset", "dataset"), ("task", "task")):
+        if metrics.get(key):
+            facts.append(f"{label} {metrics[key]}")
+    console.print("  ".join(facts))
+    facts = []
+    if metrics.get("started"):
+        facts.append("started " + cell("started", metrics["started"]))
+    if isinstance(metrics.get("wall_time_s"), (int, float)):
+        facts.append("took " + duration(float(metrics["wall_time_s"])))
+    if metrics.get("epochs_run") is not None:
+        planned = metrics.get("epochs_planned")
+        facts.append(f"{metrics['epochs_run']}" + (f" of {planned}" if planned else "") + " epochs")
+    if isinstance(metrics.get("params"), int):
+        facts.append(f"{metrics['params']:,} parameters")
+    if metrics.get("sweep_id"):
+        facts.append(f"trial {metrics.get('trial')} of sweep {metrics['sweep_id']}")
+    if facts:
+        console.print(", ".join(facts), soft_wrap=True)
+    if isinstance(metrics.get("params"), dict):
+        console.print("trial parameters: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in metrics["params"].items()),
+                      soft_wrap=True)
+    if metrics.get("message"):
+        console.print(f"[{style}]{metrics['message']}[/]", soft_wrap=True, markup=True)
+    if problem:
+        console.print(f"[yellow]warning:[/] {problem}")
+    console.print(f"folder: {_relative(folder)}", soft_wrap=True)
+
+
+def _text_section(console: Console, title: str, path: Path) -> None:
+    console.rule(title, align="left")
+    try:
+        console.print(path.read_text(encoding="utf-8").rstrip(), markup=False, highlight=False, soft_wrap=True)
+    except FileNotFoundError:
+        console.print(f"[yellow]no {path.name}[/]")
+    except (OSError, UnicodeDecodeError) as err:
+        console.print(f"[yellow]cannot read {path.name}: {err}[/]")
+
+
+def _metrics_section(console: Console, metrics: dict[str, Any]) -> None:
+    parts = [p for p in ("train", "validation", "test") if isinstance(metrics.get(p), dict) and metrics[p]]
+    if not parts and not metrics.get("baseline"):
+        return
+    console.rule("final metrics", align="left")
+    if parts:
+        table = Table(header_style="bold")
+        table.add_column("metric")
+        for part in parts:
+            table.add_column(part, justify="right")
+        names = list(dict.fromkeys(n for part in parts for n in metrics[part]))
+        for name in names:
+            table.add_row(name, *(_fmt(metrics[part].get(name)) for part in parts))
+        console.print(table)
+    best = metrics.get("best")
+    if isinstance(best, dict) and best.get("epoch") is not None:
+        console.print(f"best {best.get('monitor')}: {_fmt(best.get('value'))} at epoch {best['epoch']}")
+    baseline = metrics.get("baseline")
+    if isinstance(baseline, dict):
+        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in baseline.items() if k != "name")
+        console.print(f"baseline ({baseline.get('name', 'trivial')}): {figures}", soft_wrap=True)
+
+
+def _kfold_section(console: Console, folder: Path) -> None:
+    try:
+        data = json.loads((folder / "kfold.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as err:
+        console.print(f"[yellow]warning:[/] cannot read kfold.json: {err}")
+        return
+    if not isinstance(data, dict):
+        return
+    console.rule(f"k-fold validation (k={data.get('k', '?')})", align="left")
+    folds = data.get("folds") or data.get("per_fold")
+    if isinstance(folds, list) and folds and all(isinstance(f, dict) for f in folds):
+        rows = [f.get("metrics", f) if isinstance(f.get("metrics"), dict) else f for f in folds]
+        names = list(dict.fromkeys(k for r in rows for k, v in r.items()
+                                   if isinstance(v, (int, float)) and k not in ("fold", "index")))
+        table = Table(header_style="bold")
+        table.add_column("fold", justify="right")
+        for name in names:
+            table.add_column(name, justify="right")
+        for i, (fold, row) in enumerate(zip(folds, rows)):
+            table.add_row(str(fold.get("fold", fold.get("index", i))), *(_fmt(row.get(n)) for n in names))
+        for label in ("mean", "std"):
+            if isinstance(data.get(label), dict):
+                table.add_row(label, *(_fmt(data[label].get(n)) for n in names))
+        console.print(table)
+    else:
+        for label in ("mean", "std"):
+            if isinstance(data.get(label), dict):
+                console.print(f"{label}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in data[label].items()))
+    best = data.get("best") if isinstance(data.get("best"), dict) else {}
+    epoch = best.get("epoch", data.get("best_epoch"))
+    if epoch is not None:
+        monitor = best.get("monitor", data.get("monitor", "the monitored metric"))
+        value = best.get("value", data.get("best_value"))
+        console.print(f"best epoch by mean {monitor}: {epoch}" + (f" ({_fmt(value)})" if value is not None else ""))
+
+
+def _sweep_section(console: Console, folder: Path) -> None:
+    summary = folder / "summary.md"
+    if not (folder / "sweep.json").is_file():
+        return
+    console.rule("sweep trials", align="left")
+    try:
+        console.print(summary.read_text(encoding="utf-8").rstrip(), markup=False, soft_wrap=True)
+    except OSError:
+        console.print("[yellow]no summary.md yet (the sweep is running, or stopped)[/]")
+
+
+def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:
+    history = read_history(folder, prefer_mean=metrics.get("kind") == "kfold")
+    columns = [c for c in history if c != "epoch"]
+    count = max((len(v) for v in history.values()), default=0)
+    if not count:
+        if metrics.get("kind") in (None, "train"):
+            console.rule("per epoch", align="left")
+            console.print("[yellow]no history.csv (no epoch finished)[/]")
+        return
+    best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
+    best_at = best.get("epoch")
+    epochs = history.get("epoch") or list(range(1, count + 1))
+    best_pos = next((i for i, e in enumerate(epochs) if best_at is not None and int(e) == int(best_at)), None)
+    shown = condensed_epochs(count, best_pos)
+    console.rule(f"per epoch ({len(shown)} of {count} shown)" if len(shown) < count else "per epoch",
+                 align="left")
+    table = Table(header_style="bold")
+    table.add_column("epoch", justify="right")
+    for column in columns:
+        table.add_column(column, justify="right")
+    previous = -1
+    for pos in shown:
+        if pos != previous + 1:
+            table.add_row("…", *("" for _ in columns))
+        marker = " *" if pos == best_pos else ""
+        epoch = epochs[pos]
+        label = str(int(epoch)) if isinstance(epoch, float) and not math.isnan(epoch) else str(epoch)
+        table.add_row(label + marker, *(_fmt(history[c][pos] if pos < len(history[c]) else None) for c in columns),
+                      style="bold" if marker else None)
+        previous = pos
+    console.print(table)
+    if best_pos is not None:
+        console.print(f"* best epoch by {best.get('monitor')}")
+
+
+def _plots_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:
+    listed = [p for p in metrics.get("plots") or [] if isinstance(p, str)]
+    found = sorted(str(p.relative_to(folder)) for p in folder.glob("plots/**/*.png"))
+    plots = list(dict.fromkeys([*listed, *found]))
+    console.rule("plots", align="left")
+    if not plots:
+        console.print("none" + (f" ({metrics['plots_error']})" if metrics.get("plots_error") else ""))
+    for plot in plots:
+        path = folder / plot
+        console.print(str(_relative(path)) + ("" if path.is_file() else "  [yellow](missing)[/]"), soft_wrap=True)
+
+
+def _relative(path: Path) -> Path:
+    """Relative to the working directory when inside it, else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd())
+    except ValueError:
+        return absolute
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return number(value)
+    return str(value)
