@@ -474,6 +474,12 @@ def _signed(key: str, delta: float) -> str:
 
 # -- learning curves ------------------------------------------------------------------------------------
 
+def check_plot_path(path: Path) -> None:
+    """Refuse a ``--plot`` file that is not a PNG, before anything is listed."""
+    if path.suffix.lower() != ".png":
+        raise NnlabError("the figure is written as PNG: give a file name ending in .png", source=f"--plot {path}")
+
+
 def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[Path, str]:
     """Overlay one history column of several runs in one PNG, labelled by run.
 
@@ -489,8 +495,7 @@ def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[
     Raises:
         NnlabError: when no run has that column in its history.
     """
-    if path.suffix.lower() != ".png":
-        raise NnlabError("the figure is written as PNG: give a file name ending in .png", source=f"--plot {path}")
+    check_plot_path(path)
     if len(runs) > MAX_CURVES:
         warn(f"drawing the first {MAX_CURVES} of {len(runs)} runs; narrow them with --filter, --last or --sort")
         runs = runs[:MAX_CURVES]
@@ -552,6 +557,8 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
         raise NnlabError(f"unknown format '{fmt}' (accepted: {', '.join(FORMATS)})", source="--format")
     if last is not None and last < 1:
         raise NnlabError("must be at least 1", source="--last")
+    if plot is not None:
+        check_plot_path(plot)
     parsed = [Filter.parse(f) for f in filters]
     found: RunSet = collect(paths, runs_dir)
     try:

@@ -284,7 +284,10 @@ def _read_array(path: Path) -> np.ndarray:
     except DataError:
         raise
     except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"cannot read the array: {err}", source=str(path)) from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "pickled" in reason:  # numpy's guess for any file without its magic header
+            reason = "not a NumPy .npy/.npz file, or one holding Python objects (refused: they could run code)"
+        raise DataError(f"cannot read the array: {reason}", source=str(path)) from None
 
 
 def _read_image(path: Path, dataset) -> np.ndarray:

@@ -174,6 +174,11 @@ def test_bad_filters_and_keys_are_refused_with_a_suggestion(runs):
     assert result.exit_code == 2 and "no run" in result.stderr
     result = invoke("compare", "--runs-dir", runs / "nope")
     assert result.exit_code == 2 and "no runs folder" in result.stderr
+    result = invoke("compare", runs, "--last", "0")
+    assert result.exit_code == 2 and "--last" in result.stderr
+    result = invoke("compare", runs, "--plot", runs.parent / "curves.pdf")
+    assert result.exit_code == 2 and "ending in .png" in result.stderr
+    assert result.stdout == ""  # refused before anything is listed
 
 
 def test_last_and_columns(runs):

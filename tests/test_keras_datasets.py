@@ -296,3 +296,49 @@ def test_train_runs_the_lesson_configs_end_to_end_on_tiny_files(offline, data_di
     assert (run / "model.keras").is_file() and (run / "history.csv").is_file()
     assert "accuracy" in metrics["test"]
     assert offline == []
+
+
+# -- damaged files -----------------------------------------------------------------------------
+
+def _damage(file: Path, how: str) -> None:
+    data = file.read_bytes()
+    if how == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        file.write_bytes(b"\x00\x01not this format\xff" * 20)
+    else:  # "empty"
+        file.write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+@pytest.mark.parametrize("name, writer, damaged", [
+    ("mnist", write_mnist, "mnist.npz"),
+    ("fashion_mnist", write_fashion_mnist, "fashion-mnist/train-images-idx3-ubyte.gz"),
+    ("fashion_mnist", write_fashion_mnist, "fashion-mnist/t10k-labels-idx1-ubyte.gz"),
+    ("cifar10", lambda folder: write_cifar10(folder, archive=True), "cifar-10-python.tar.gz"),
+    ("cifar10", write_cifar10, "cifar-10-batches-py/data_batch_2"),
+    ("imdb", write_imdb, "imdb.npz"),
+    ("reuters", write_reuters, "reuters.npz"),
+    ("boston_housing", write_boston_housing, "boston_housing.npz"),
+])
+def test_a_damaged_file_of_every_format_is_named_without_a_traceback(offline, tmp_path, name, writer, damaged,
+                                                                      how):
+    writer(tmp_path / "data")
+    target = tmp_path / "data" / damaged
+    assert target.is_file()
+    _damage(target, how)
+    with pytest.raises(DataError) as caught:
+        datasets.get(name).load(data_dir=str(tmp_path / "data"))
+    message = str(caught.value)
+    assert target.name in message
+    assert "Traceback" not in message and "\n" not in message.strip()
+    assert offline == []  # a damaged local file is reported, not silently replaced by a download
+
+
+def test_a_damaged_gz_through_the_cli_is_exit_2_and_no_run_folder(offline, tmp_path, cli):
+    write_fashion_mnist(tmp_path / "data")
+    _damage(tmp_path / "data" / "fashion-mnist" / "train-labels-idx1-ubyte.gz", "truncated")
+    result = cli("train", "fashion_mnist_mlp", "--data-dir", tmp_path / "data", "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2
+    assert "train-labels-idx1-ubyte.gz" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

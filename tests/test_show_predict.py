@@ -154,6 +154,10 @@ def test_predict_refuses_input_of_the_wrong_shape(digits_run, tmp_path):
     text.write_text("a,b")
     result = invoke("predict", folder, "--input", text)
     assert result.exit_code == 2 and ".npy" in result.stderr
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"not an array")
+    result = invoke("predict", folder, "--input", garbage)
+    assert result.exit_code == 2 and "garbage.npy: cannot read the array: not a NumPy" in result.stderr
     no_model = tmp_path / "runs" / "20250101T000000Z_nomodel"
     no_model.mkdir(parents=True)
     (no_model / "metrics.json").write_text('{"status": "failed"}')

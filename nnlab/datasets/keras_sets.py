@@ -35,7 +35,7 @@ import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Sequence
+from typing import Annotated, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -280,6 +280,50 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def damaged_file(files: Iterable[Path]) -> Path | None:
+    """The first of ``files`` that fails a check of its container format, or None.
+
+    Keras's readers fail with errors that do not say which of several files was bad
+    (fashion-mnist has four); this finds it. Checks gzip streams to their end and idx
+    headers against their length, zip archives' CRCs, and tar archives' members.
+    """
+    import gzip
+    import zipfile
+
+    for file in files:
+        try:
+            if file.name.endswith(".tar.gz"):
+                with tarfile.open(file, "r:gz") as archive:
+                    for _ in archive:
+                        pass
+            elif file.suffix == ".gz":
+                with gzip.open(file, "rb") as stream:
+                    data = stream.read()
+                if "idx" in file.name and not _idx_is_whole(data):
+                    return file
+            elif file.suffix == ".npz":
+                with zipfile.ZipFile(file) as archive:
+                    if archive.testzip() is not None:
+                        return file
+            elif file.stat().st_size == 0:
+                return file
+        except Exception:  # any failure to read the container is the answer
+            return file
+    return None
+
+
+def _idx_is_whole(data: bytes) -> bool:
+    """An idx file (the MNIST format): magic, dimension sizes, then exactly that many bytes."""
+    if len(data) < 4 or data[:2] != b"\x00\x00":
+        return False
+    dims = data[3]
+    header = 4 + 4 * dims
+    if len(data) < header:
+        return False
+    sizes = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return len(data) - header == int(np.prod(sizes, dtype=np.int64))
+
+
 def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, path: str | None,
                 data_dir: str | None) -> tuple[tuple, str, list[str]]:
     """Find the files of dataset ``name`` and read them, in the documented order.
@@ -311,7 +355,7 @@ def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, p
         except DataError:
             raise
         except Exception as err:  # a damaged or foreign file: name it, never a traceback
-            shown = str(next(iter(files.values()))) if len(files) == 1 else str(root)
+            shown = str(next(iter(files.values()))) if len(files) == 1 else str(damaged_file(files.values()) or root)
             raise DataError(f"cannot read it as Keras's {name} format ({_reason(err)})", source=shown) from None
         for note in notes:
             log.warning("note: %s", note)
