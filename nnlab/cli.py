@@ -31,7 +31,19 @@ RunsDirOption = typer.Option(Path("runs"), "--runs-dir", help="Root folder of th
 PluginOption = typer.Option(None, "--plugin", metavar="MODULE",
                             help="Import a Python module first (your registered Keras objects); repeatable. "
                                  "A config itself never imports anything.")
-DataDirOption = typer.Option(None, "--data-dir", envvar="NNLAB_DATA_DIR",
+def _existing_folder(value: Optional[Path]) -> Optional[Path]:
+    """A ``--data-dir`` that is not a folder is refused at once, not after a failed search."""
+    if value is not None and not value.is_dir():
+        from nnlab.reporting import err_console
+
+        reason = "is not a folder" if value.exists() else "does not exist"
+        err_console.print(f"[bold red]error:[/] --data-dir {value}: {reason}", markup=True, soft_wrap=True,
+                          highlight=False)
+        raise typer.Exit(2)
+    return value
+
+
+DataDirOption = typer.Option(None, "--data-dir", envvar="NNLAB_DATA_DIR", callback=_existing_folder,
                              help="Folder of downloaded dataset files (Keras formats).")
 
 
@@ -153,13 +165,16 @@ def sweep(
     random: Optional[int] = typer.Option(None, "--random", metavar="N", help="Draw N random trials."),
     param: Optional[List[str]] = typer.Option(None, "--param", metavar="KEY=DIST",
                                               help="uniform(a,b), loguniform(a,b), randint(a,b), choice(...)."),
-    kfold: bool = typer.Option(False, "--kfold", help="Run every trial as a k-fold validation."),
+    kfold: bool = typer.Option(False, "--kfold", help="Run every trial as a k-fold validation (nnlab kfold); "
+                                                      "ranked by the mean validation metric over the folds."),
     metric: Optional[str] = typer.Option(None, "--metric", help="What ranks trials, e.g. val_accuracy."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (local), or CPUs of a local Ray."),
     executor: str = typer.Option("local", "--executor", help="local or ray."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, ray://host:port."),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", min=0.0, help="CPUs per Ray task."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", min=0.0, help="GPUs per Ray task."),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", min=0.0,
+                                         help="CPUs per Ray task (a trial, or a fold with --kfold)."),
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", min=0.0,
+                                         help="GPUs per Ray task (a trial, or a fold with --kfold)."),
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -167,23 +182,30 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
     json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
 ) -> None:
-    """Run a grid (or random draws) of variations of a config; rank the trials."""
+    """Run variations of a config (a grid, a list of variants, random draws), each a run; rank them."""
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
     from nnlab.reporting import sweep_summary, trial_line
     from nnlab import sweep as sweeps
 
+    if executor not in ("local", "ray"):
+        raise NnlabError(f"unknown executor '{executor}' (accepted: local, ray)", source="--executor")
+    if address and executor != "ray":
+        raise NnlabError("--address names a Ray cluster; add --executor ray", source=f"--address {address}")
+    if address and jobs > 1:
+        raise NnlabError("--jobs sets the CPUs of a local Ray instance; a cluster at --address has its own "
+                         "(use --cpus-per-trial for each task's share)", source="--jobs")
     import_plugins(plugin or [])
     base = load_config(config, set_ or [])
-    grid_space, random_space, n_random = sweeps.space_of(base, grid or [], param or [], random)
-    trials = sweeps.build_trials(base, sweeps.expand(grid_space, random_space, n_random, seed=base.seed))
-    if kfold or (base.sweep is not None and base.sweep.kfold):
-        raise NnlabError("k-fold trials are not available yet in this version", source="--kfold")
+    kfold = kfold or (base.sweep is not None and base.sweep.kfold)
+    space = sweeps.space_of(base, grid or [], param or [], random)
+    metric = sweeps.sweep_metric(base, metric, kfold)
+    trials = sweeps.build_trials(base, space.points(base.seed))
     with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
         result = sweeps.run_sweep(base, trials, pool, runs_dir=runs_dir, data_dir=data_dir, metric=metric,
                                   executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
-                                  space={"grid": grid_space, "random": random_space, "n_random": n_random},
+                                  space=space.as_dict(), kfold=kfold, jobs=jobs if executor == "local" else 1,
                                   report=None if quiet or json_output else trial_line)
     if json_output:
         typer.echo((result.run.path / "sweep.json").read_text())
@@ -326,7 +348,7 @@ def kfold(
 ) -> None:
     """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model."""
     from nnlab.config import load_config
-    from nnlab.kfold import run_kfold
+    from nnlab.kfold import run_kfold, start_workers
     from nnlab.reporting import KFoldProgress, kfold_summary
 
     overrides = list(set_ or [])
@@ -334,14 +356,20 @@ def kfold(
     for key, value in (("kfold.k", k), ("training.epochs", epochs), ("kfold.shuffle", shuffle)):
         if value is not None:
             overrides.append(f"{key}={str(value).lower()}")
-    cfg = load_config(config, overrides)
-    start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
-                              argv=sys.argv)
-    if quiet or json_output:
-        result = start()
-    else:
-        with KFoldProgress(cfg.name) as progress:
-            result = start(report=progress)
+    # Started before the config is read (which imports Keras): their TensorFlow start-up overlaps ours.
+    workers = start_workers(jobs, k)
+    try:
+        cfg = load_config(config, overrides)
+        start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
+                                  argv=sys.argv, workers=workers)
+        if quiet or json_output:
+            result = start()
+        else:
+            with KFoldProgress(cfg.name) as progress:
+                result = start(report=progress)
+    finally:
+        if workers is not None:
+            workers.stop()  # after a refusal too
     if json_output:
         typer.echo(json.dumps(result.metrics, indent=2))
     elif quiet:
@@ -353,4 +381,11 @@ def kfold(
 
 def main() -> None:
     """Entry point of the ``nnlab`` script."""
-    app()
+    try:
+        app()
+    finally:
+        # The interpreter's last garbage collection walks the million objects TensorFlow leaves
+        # behind (about 0.8 s after a training command); the process is ending, so skip them.
+        import gc
+
+        gc.freeze()

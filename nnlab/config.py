@@ -160,6 +160,9 @@ class Sweep(Strict):
 
     grid: dict[str, list[Any]] = Field(default_factory=dict,
                                        description="dotted key -> list of values; every combination is a trial")
+    variants: list[dict[str, Any]] = Field(
+        default_factory=list, description="a list of variations, each a mapping of dotted keys to values "
+                                          "({} is the config as it is); one trial per variant (times the grid)")
     random: RandomSearch | None = None
     metric: str | None = Field(None, description="what ranks the trials, e.g. val_accuracy or test_loss "
                                                  "(default: val_loss, or test_loss without validation)")

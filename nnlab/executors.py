@@ -46,10 +46,28 @@ def _worker_init(threads: int) -> None:
 
 
 class Executor:
-    """Runs ``fn(*args)`` for many argument tuples; yields ``(index, result, error)`` as each finishes."""
+    """Runs ``fn(*args)`` for many argument tuples; results come back as tasks finish.
+
+    ``submit`` hands one task over and returns a handle; ``gather`` yields
+    ``(position, result, error)`` for a list of handles as each finishes, and cancels
+    those still pending when the caller stops early. ``run`` is both at once.
+    """
+
+    #: True when tasks run in the caller's process (they may write run folders themselves).
+    in_process = False
+
+    def submit(self, fn: Callable[..., Any], args: tuple) -> Any:
+        raise NotImplementedError
+
+    def gather(self, handles: list[Any]) -> Iterator[tuple[int, Any, BaseException | None]]:
+        raise NotImplementedError
+
+    def cancel(self, handles: Iterable[Any]) -> None:
+        """Give up tasks not started yet (those running may finish)."""
 
     def run(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[tuple[int, Any, BaseException | None]]:
-        raise NotImplementedError
+        """Submit every task, then yield ``(index, result, error)`` as each finishes."""
+        yield from self.gather([self.submit(fn, args) for args in tasks])
 
     def close(self) -> None:
         """Release workers (and cancel what has not started)."""
@@ -62,10 +80,15 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """One task after another in this process."""
+    """One task after another in this process (a submitted task runs when it is gathered)."""
 
-    def run(self, fn, tasks):
-        for i, args in enumerate(tasks):
+    in_process = True
+
+    def submit(self, fn, args):
+        return fn, args
+
+    def gather(self, handles):
+        for i, (fn, args) in enumerate(handles):
             try:
                 yield i, fn(*args), None
             except Exception as err:  # one task's failure is recorded; the others go on
@@ -85,11 +108,21 @@ class ProcessExecutor(Executor):
         self._pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                  initializer=_worker_init, initargs=(worker_threads(jobs),))
 
-    def run(self, fn, tasks):
-        pending = {self._pool.submit(fn, *args): i for i, args in enumerate(tasks)}
-        for future in futures.as_completed(pending):
-            error = future.exception()
-            yield pending[future], None if error else future.result(), error
+    def submit(self, fn, args):
+        return self._pool.submit(fn, *args)
+
+    def gather(self, handles):
+        position = {future: i for i, future in enumerate(handles)}
+        try:
+            for future in futures.as_completed(position):
+                error = future.exception()
+                yield position[future], None if error else future.result(), error
+        finally:
+            self.cancel(handles)
+
+    def cancel(self, handles):
+        for future in handles:
+            future.cancel()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -117,11 +150,13 @@ class RayExecutor(Executor):
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        "configure_logging": False}
             if address:
+                _check_reachable(address)
                 options["address"] = address
             else:
-                # A private instance for this sweep: keep it on the loopback interface.
+                # A private instance for this sweep, stopped by close(). Ray's processes listen on
+                # this machine's network address (Ray maps 127.0.0.1 to it), as for any Ray node.
                 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-                os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback only, and ours alone
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # Ray's default; a user's own setting wins
                 options["num_cpus"] = num_cpus
             try:
                 ray.init(**options)
@@ -129,30 +164,64 @@ class RayExecutor(Executor):
                 raise NnlabError(f"cannot connect to Ray at {address or 'a local instance'}: {err}",
                                  source="--address") from None
         self.cpus, self.gpus = cpus, gpus
+        self._remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(_ray_task)
+        self._outstanding: set[Any] = set()
 
-    def run(self, fn, tasks):
+    def submit(self, fn, args):
+        ref = self._remote.remote(fn, max(1, int(self.cpus)), args)
+        self._outstanding.add(ref)
+        return ref
+
+    def gather(self, handles):
         ray = self._ray
-        threads = max(1, int(self.cpus))
-        remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(_ray_task)
-        refs = {remote.remote(fn, threads, args): i for i, args in enumerate(tasks)}
-        waiting = list(refs)
+        position = {ref: i for i, ref in enumerate(handles)}
+        waiting = list(handles)
         try:
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
                 ref = done[0]
+                self._outstanding.discard(ref)
                 try:
-                    yield refs[ref], ray.get(ref), None
+                    yield position[ref], ray.get(ref), None
                 except ray.exceptions.RayTaskError as err:
-                    yield refs[ref], None, err.cause if isinstance(err.cause, BaseException) else err
+                    yield position[ref], None, err.cause if isinstance(err.cause, BaseException) else err
                 except ray.exceptions.RayError as err:
-                    yield refs[ref], None, err
+                    yield position[ref], None, err
         finally:
-            for ref in waiting:
-                ray.cancel(ref, force=True)
+            self.cancel(waiting)
+
+    def cancel(self, handles):
+        for ref in handles:
+            self._outstanding.discard(ref)
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # already finished, or the cluster is gone: nothing left to stop
+                pass
 
     def close(self) -> None:
-        if self._started_here and self._ray.is_initialized():
-            self._ray.shutdown()
+        if self._ray.is_initialized():
+            self.cancel(list(self._outstanding))
+            if self._started_here:
+                self._ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse at once a ``host:port`` or ``ray://host:port`` where nothing listens.
+
+    Ray itself retries an unreachable head for many minutes before it gives up.
+    """
+    import socket
+
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return  # "auto", or a form Ray understands and we do not
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as err:
+        raise NnlabError(f"nothing answers at {host}:{port} ({err.strerror or err}); start the cluster's head "
+                         "with `ray start --head` (GCS port 6379, Ray Client port 10001), or use --address auto "
+                         "on a node of the cluster", source=f"--address {address}") from None
 
 
 def _ray_task(fn: Callable[..., Any], threads: int, args: tuple) -> Any:

@@ -247,6 +247,10 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
     measured as one batch (:func:`validation_callback`). The updates are the same
     as those of fit on arrays; only the order of the shuffled batches differs.
 
+    tf.data and steps_per_execution are TensorFlow's: on another Keras backend (JAX,
+    PyTorch) this is model.fit on the arrays, with the same batch size, shuffle,
+    callbacks and history.
+
     Args:
         config: the validated config (batch size, shuffle, early stopping).
         model: the compiled model.
@@ -268,7 +272,8 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
     k = keras()
     size = batch_size(config, len(x))
     steps = math.ceil(len(x) / size)
-    if getattr(model, "steps_per_execution", 1) == 1:
+    tensorflow = uses_tf_data()
+    if tensorflow and getattr(model, "steps_per_execution", 1) == 1:
         # A plain attribute of Keras's trainer, read when fit builds its train function.
         model.steps_per_execution = steps_per_execution(steps)
     validator = None if validation is None else validation_callback(*validation, size)
@@ -282,9 +287,20 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
         callbacks.append(k.callbacks.EarlyStopping(monitor=stop.monitor, patience=stop.patience,
                                                    min_delta=stop.min_delta,
                                                    restore_best_weights=stop.restore_best_weights))
-    model.fit(batches(x, y, size, shuffle=config.training.shuffle, seed=seed), epochs=epochs,
-              steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=callbacks)
+    if tensorflow:
+        model.fit(batches(x, y, size, shuffle=config.training.shuffle, seed=seed), epochs=epochs,
+                  steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=callbacks)
+    else:  # fit's own shuffle draws from the seeded global generators
+        model.fit(x, y, batch_size=size, epochs=epochs, shuffle=config.training.shuffle, verbose=0,
+                  callbacks=callbacks)
     return log, guard, validator
+
+
+def uses_tf_data() -> bool:
+    """Whether :func:`fit` feeds Keras from a tf.data pipeline: on the TensorFlow backend only."""
+    from nnlab.backend import keras
+
+    return keras().backend.backend() == "tensorflow"
 
 
 def steps_per_execution(steps: int, cap: int = MAX_STEPS_PER_EXECUTION) -> int:
@@ -296,7 +312,9 @@ def batches(x: np.ndarray, y: np.ndarray, size: int, *, shuffle: bool, seed: int
     """An endless tf.data pipeline of ``size``-row batches, reshuffled each pass when ``shuffle``.
 
     Each pass has ``ceil(len(x) / size)`` batches, the last one partial, as fit on
-    arrays has.
+    arrays has. tf.data's autotuning is off: its background thread made about two
+    fits in five end 0.5 s late (a Boston fold takes 1.2 s), and these batches
+    are a gather of a few rows, with nothing to tune.
     """
     import tensorflow as tf
 
@@ -304,9 +322,12 @@ def batches(x: np.ndarray, y: np.ndarray, size: int, *, shuffle: bool, seed: int
     rows = tf.data.Dataset.range(len(x))
     if shuffle:
         rows = rows.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.autotune.enabled = False
     return (rows.batch(size).repeat()
             .map(lambda i: (tf.gather(features, i), tf.gather(targets, i)))
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(2)
+            .with_options(options))
 
 
 def validation_callback(x: np.ndarray, y: np.ndarray, size: int):
@@ -440,7 +461,8 @@ def history_mean_table(curves: dict[str, dict[str, np.ndarray]]) -> dict[str, li
 
 def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
               final: bool = False, jobs: int = 1, executor: Any = None, report: FoldReport | None = None,
-              argv: list[str] | None = None, tags: dict[str, Any] | None = None) -> KFoldResult:
+              argv: list[str] | None = None, tags: dict[str, Any] | None = None,
+              workers: "FoldWorkers | None" = None) -> KFoldResult:
     """Run a k-fold validation of ``config`` and write its run folder.
 
     Args:
@@ -455,6 +477,9 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
         report: progress display, or None.
         argv: the command line to record in env.json.
         tags: extra keys for metrics.json (a sweep's id and the trial's parameters).
+        workers: fold workers already started by :func:`start_workers` (``nnlab kfold``
+            starts them before it reads the config); otherwise ``jobs`` starts them
+            here. Stopped when the run ends.
 
     Returns:
         The folder, metrics.json's content, the k-fold summary, the folds and the exit
@@ -468,20 +493,17 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
 
     settings = config.kfold
     k = settings.k
-    dataset = load_dataset(config, data_dir)
-    n = len(dataset.y_train)
-    if k > n:
-        raise config.error(("kfold", "k"), f"{k} folds need at least {k} training rows; the training part "
-                                           f"has {n}")
-    splits = fold_indices(n, k, settings.shuffle, config.seed)
-    workers = None
-    if executor is None and min(jobs, k) > 1:
-        # Started first, so that their TensorFlow start-up overlaps the checks below.
-        from nnlab.executors import worker_threads
-
-        workers = FoldWorkers(config.to_dict(), k, config.seed, None if data_dir is None else str(data_dir),
-                              count=min(jobs, k) - 1, threads=worker_threads(min(jobs, k)))
     try:
+        if workers is None and executor is None:
+            workers = start_workers(jobs, k)
+        elif workers is not None:
+            workers.resize(min(jobs, k) - 1)  # started before k was known
+        dataset = load_dataset(config, data_dir)
+        n = len(dataset.y_train)
+        if k > n:
+            raise config.error(("kfold", "k"), f"{k} folds need at least {k} training rows; the training part "
+                                               f"has {n}")
+        splits = fold_indices(n, k, settings.shuffle, config.seed)
         return _run_and_record(config, dataset, splits, data_dir=data_dir, runs_dir=runs_dir, final=final,
                                jobs=jobs, workers=workers, executor=executor, report=report, argv=argv, tags=tags)
     finally:
@@ -499,6 +521,8 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
     settings = config.kfold
     k, n = settings.k, len(dataset.y_train)
     params, model_summary = _check_model(config, dataset, splits[0])
+    if workers is not None:
+        workers.assign(config.to_dict(), k, config.seed, None if data_dir is None else str(data_dir))
 
     started = utc_now()
     run = RunFolder.create(runs_dir, config.name, "_kfold", started=started)
@@ -649,11 +673,12 @@ def _run_folds(config: Config, dataset: Dataset, splits: list, data_dir: str | P
                 return
         elif workers is not None:
             # Every fold is taken: wait for the workers' results.
+            exited = workers.all_exited()  # seen before reading: what an exited worker sent is readable now
             messages = workers.receive(timeout=0.5)
             if any(handle(*m) for m in messages):
                 return
             if not messages:
-                workers.check_alive()
+                workers.check_alive(exited)
 
 
 def _train_here(config: Config, dataset: Dataset, fold: int, k: int, split: tuple[np.ndarray, np.ndarray],
@@ -687,36 +712,84 @@ def _run_on_executor(config: Config, k: int, data_dir: str | Path | None, execut
             return
 
 
+def start_workers(jobs: int, k: int | None = None) -> "FoldWorkers | None":
+    """``--jobs N``: start the N - 1 fold worker processes now, before the folds are known.
+
+    A worker's first seconds go to importing TensorFlow; started before this process
+    imports it (reading a config imports Keras), both start-ups run side by side.
+    While k is unknown, no more start than there are cores (:meth:`FoldWorkers.resize`
+    adds the rest or stops the surplus once k is known). When TensorFlow is not
+    imported here yet, this process's math threads are limited to its share of the
+    cores too, since it trains folds as well.
+
+    Args:
+        jobs: processes training folds, this one included.
+        k: the number of folds when known (no more workers than folds).
+
+    Returns:
+        The workers, or None when ``jobs`` (or ``k``) is 1.
+    """
+    import sys
+
+    from nnlab.executors import limit_threads, worker_threads
+
+    processes = min(jobs, k or jobs)
+    if processes < 2:
+        return None
+    threads = worker_threads(processes)
+    if "keras" not in sys.modules and "tensorflow" not in sys.modules:
+        limit_threads(threads)
+    early = processes if k else min(processes, max(2, worker_threads(1)))
+    return FoldWorkers(early - 1, threads)
+
+
 class FoldWorkers:
     """``--jobs N``: N - 1 worker processes that take folds from a shared counter, as the driver does.
 
     The driver trains folds too, between reading the workers' results: it has
     imported TensorFlow for its checks anyway, so N jobs cost N - 1 more TensorFlow
     start-ups, not N. Each worker is a fresh interpreter (spawn) with its own
-    TensorFlow, its math threads a share of the cores; it imports TensorFlow before
-    it takes a fold (the driver takes folds meanwhile), runs :func:`run_fold`, and
-    ignores Ctrl-C: the driver records the stop and terminates it.
+    TensorFlow, its math threads a share of the cores. It imports TensorFlow as soon
+    as it starts, then waits for the experiment (:meth:`assign`), so it can be
+    started before the config is even read; then it runs :func:`run_fold` on the
+    folds it claims, and ignores Ctrl-C: the driver records the stop and terminates it.
 
     Args:
-        config_dict, k, seed, data_dir: as for :func:`run_fold`.
         count: worker processes to start.
         threads: math threads of each worker.
     """
 
-    def __init__(self, config_dict: dict[str, Any], k: int, seed: int, data_dir: str | None, count: int,
-                 threads: int):
+    def __init__(self, count: int, threads: int):
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no TensorFlow state shared
-        self.k = k
+        self.k = 0
         self._next = context.Value("i", 0)
+        self._jobs = context.Queue()
         self._results = context.Queue()
         self._holding: dict[int, int] = {}  # worker pid -> the fold it trains
-        self._processes = [context.Process(target=_fold_worker, name=f"nnlab-fold-worker-{i + 1}", daemon=True,
-                                           args=(config_dict, k, seed, data_dir, threads, self._next, self._results))
-                           for i in range(count)]
-        for process in self._processes:
+        self._context, self._threads = context, threads
+        self._processes: list[Any] = []
+        self.resize(count)
+
+    def resize(self, count: int) -> None:
+        """Start workers up to ``count``, or stop those above it (before :meth:`assign` only)."""
+        while len(self._processes) < count:
+            process = self._context.Process(target=_fold_worker, daemon=True,
+                                            name=f"nnlab-fold-worker-{len(self._processes) + 1}",
+                                            args=(self._threads, self._jobs, self._next, self._results))
             process.start()
+            self._processes.append(process)
+        for process in self._processes[max(count, 0):]:
+            process.terminate()
+            process.join(timeout=5)
+        del self._processes[max(count, 0):]
+
+    def assign(self, config_dict: dict[str, Any], k: int, seed: int, data_dir: str | None) -> None:
+        """Hand every worker the experiment whose folds they claim (as for :func:`run_fold`); once."""
+        self.k = k
+        for _ in self._processes:
+            self._jobs.put((config_dict, k, seed, data_dir))
 
     def claim(self) -> int | None:
         """The next fold nobody has taken, or None."""
@@ -743,20 +816,34 @@ class FoldWorkers:
             out.append((kind, fold, payload))
         return out
 
-    def check_alive(self) -> None:
-        """Raise FoldError when a worker died (killed, out of memory) while it held a fold."""
+    def all_exited(self) -> bool:
+        """Whether every worker process has ended."""
+        return all(process.exitcode is not None for process in self._processes)
+
+    def check_alive(self, exited: bool = False) -> None:
+        """Raise FoldError when a worker died (killed, out of memory) while it held a fold.
+
+        Args:
+            exited: every worker had ended before the last :meth:`receive` found nothing,
+                while folds are still missing: one died between claiming a fold and
+                saying so.
+        """
         for process in self._processes:
             if process.exitcode not in (None, 0) and process.pid in self._holding:
                 fold = self._holding.pop(process.pid)
                 raise FoldError(f"fold {fold + 1}: its worker process died (exit code {process.exitcode})")
+        if exited:
+            codes = ", ".join(str(p.exitcode) for p in self._processes)
+            raise FoldError(f"a fold worker process died before it reported its fold (exit codes {codes})")
 
     def stop(self) -> None:
-        """Terminate the workers still running (after the last fold, a stop or a failure)."""
+        """Terminate the workers still running (after the last fold, a stop, a failure or a refusal)."""
         for process in self._processes:
             if process.is_alive():
                 process.terminate()
         for process in self._processes:
             process.join(timeout=5)
+        self._jobs.close()
         self._results.close()
 
 
@@ -770,9 +857,9 @@ def _claim(counter: Any, k: int) -> int | None:
         return fold
 
 
-def _fold_worker(config_dict: dict[str, Any], k: int, seed: int, data_dir: str | None, threads: int,
-                 counter: Any, results: Any) -> None:
-    """A worker process's life: set its threads, import TensorFlow, then train folds until none is left."""
+def _fold_worker(threads: int, jobs: Any, counter: Any, results: Any) -> None:
+    """A worker process's life: set its threads, import TensorFlow, wait for the experiment, then
+    train its folds until none is left."""
     import os
     import signal
 
@@ -787,6 +874,7 @@ def _fold_worker(config_dict: dict[str, Any], k: int, seed: int, data_dir: str |
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+    config_dict, k, seed, data_dir = jobs.get()
     while (fold := _claim(counter, k)) is not None:
         results.put(("started", fold, os.getpid(), None))
         try:
@@ -858,7 +946,8 @@ def _final_model(config: Config, dataset: Dataset, summary: dict[str, Any], run:
             metrics["baseline"] = baseline(dataset.task, data.x_train, data.y_train, data.x_test, data.y_test,
                                            seed=config.seed)
             summary["final"] = {"epochs": epochs, "train": metrics["train"], "test": metrics["test"],
-                                "baseline": metrics["baseline"]}
+                                "baseline": metrics["baseline"],
+                                "loss": config.loss if isinstance(config.loss, str) else None}
             model.save(run.file("model.keras"))
             try:
                 drawn = draw_plots(config, model, data, run, log.history)

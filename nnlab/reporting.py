@@ -102,26 +102,27 @@ def _fmt(value: Any) -> str:
 
 def trial_line(outcome: Any, total: int) -> None:
     """One line per finished sweep trial."""
-    params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items())
+    params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items()) or "(the config as it is)"
     style = "green" if outcome.status == "completed" else "red"
     console.print(f"trial {outcome.index + 1}/{total} [{style}]{outcome.status}[/] {params}", soft_wrap=True)
 
 
 def sweep_summary(result: Any) -> None:
     """The ranked trials of a sweep as a table, then the sweep folder."""
-    from nnlab.sweep import metric_value
+    from nnlab.sweep import metric_note, metric_value, param_columns
 
-    keys = list(dict.fromkeys(k for o in result.outcomes for k in o.params))
+    headers, cells = param_columns(result.outcomes)
     table = Table(title=f"trials ranked by {result.metric}", header_style="bold")
-    for column in ("rank", "trial", *keys, result.metric, "status", "run folder"):
+    for column in ("rank", "trial", *headers, result.metric, "status", "run folder"):
         table.add_column(column, justify="right" if column in ("rank", "trial", result.metric) else "left",
                          overflow="fold")
     for rank, o in enumerate(result.outcomes, start=1):
         value = metric_value(o.metrics, result.metric)
-        table.add_row(str(rank), str(o.index), *(compact(o.params.get(k)) for k in keys), _fmt(value),
+        table.add_row(str(rank), str(o.index), *cells(o.params), _fmt(value),
                       o.status + (f": {o.message}" if o.message and o.status != "completed" else ""),
                       o.folder.rsplit("/", 1)[-1] if o.folder else "-")
     console.print(table)
+    console.print(metric_note(result.metric, getattr(result, "kfold", False)), highlight=False)
     console.print(f"sweep {result.status}; sweep folder: [bold]{result.run.path}[/]")
 
 
@@ -215,6 +216,10 @@ _BASELINE_FOR = {"regression": {"mae": "linear_regression_mae", "mse": "linear_r
                  "classification": {"accuracy": "majority_class_accuracy"}}
 
 
+#: Loss names that are a metric the baseline reports too.
+_LOSS_ALIASES = {"mse": "mse", "mean_squared_error": "mse", "mae": "mae", "mean_absolute_error": "mae"}
+
+
 def kfold_summary(result: Any) -> None:
     """After ``nnlab kfold``: a row per fold, mean ± std, the best epoch, and the final model's
     test metrics beside the baseline."""
@@ -229,7 +234,7 @@ def kfold_summary(result: Any) -> None:
     if folds:
         names = sorted(dict.fromkeys(n for f in folds for n in f["validation"]), key=lambda n: n != "loss")
         table = Table(title="validation metrics at the end of each fold", header_style="bold")
-        for column in ("fold", "epochs", "rows", *(f"val_{n}" for n in names), "seconds"):
+        for column in ("fold", "epochs", "train/val rows", *(f"val_{n}" for n in names), "seconds"):
             table.add_column(column, justify="left" if column == "fold" else "right")
         for i, f in enumerate(folds):
             table.add_row(str(f["fold"]), str(f["epochs_run"]), f"{f['train_rows']}/{f['validation_rows']}",
@@ -254,7 +259,8 @@ def kfold_summary(result: Any) -> None:
         for column in ("metric", "test", "baseline"):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for name, value in sorted(final["test"].items(), key=lambda item: item[0] != "loss"):
-            partner = _BASELINE_FOR[kind].get(name)
+            # A mean squared error loss stands beside the baseline's mean squared error.
+            partner = _BASELINE_FOR[kind].get(_LOSS_ALIASES.get(final.get("loss"), "") if name == "loss" else name)
             shown = f"{_fmt(base.get(partner))} ({partner})" if partner and partner in base else "-"
             table.add_row(name, _fmt(value), shown)
         console.print(table)
@@ -265,7 +271,11 @@ def kfold_summary(result: Any) -> None:
 
 
 def _short(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}"
+    """A table cell: four decimals, so that a column's means and spreads line up."""
+    if value is None:
+        return "-"
+    value = float(value)
+    return f"{value:.4f}" if value == 0 or 1e-4 <= abs(value) < 1e6 else f"{value:.4g}"
 
 
 def _higher(monitor: str) -> bool:

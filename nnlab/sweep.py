@@ -1,10 +1,15 @@
 """``nnlab sweep``: a grid (or random draws) of variations of one config, each a normal run.
 
-Every trial is a run folder of its own, tagged in metrics.json with the sweep's id
-and the trial's parameters; the sweep writes ``runs/<timestamp>_<name>_sweep/`` with
-sweep.json (the space, every trial's folder, status and metrics) and a ranked
-summary. Trials run here, in a pool of worker processes, or on a Ray cluster
-(:mod:`nnlab.executors`); every trial's config is validated before any starts.
+Every trial is a run folder of its own (a train run, or a k-fold run with
+``--kfold``), tagged in metrics.json with the sweep's id and the trial's parameters;
+the sweep writes ``runs/<timestamp>_<name>_sweep/`` with sweep.json (the space,
+every trial's folder, status and metrics) and a ranked summary. Trials run here, in
+a pool of worker processes, or on a Ray cluster (:mod:`nnlab.executors`); every
+trial's config is validated before any starts.
+
+The space is the product of three axes, each optional: ``variants`` (a list of
+hand-picked variations, "one change at a time"), ``grid`` (every combination of
+some keys' values) and ``random`` (N draws from distributions per point).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -58,10 +63,11 @@ def parse_grid_option(option: str) -> tuple[str, list[Any]]:
     """``KEY=V1,V2,...`` into ``(KEY, [V1, V2, ...])``; each value is YAML, commas inside
     brackets or braces do not split (``model.layers=[Dense: {units: 8}],[...]``)."""
     key, sep, raw = option.partition("=")
-    if not sep or not key.strip() or not raw.strip():
-        raise ConfigError("expected KEY=V1,V2,... (e.g. model.layers.0.Dense.units=16,32,64)",
-                          source=f"--grid {option}")
-    values = [parse_yaml(part, f"--grid {option}").data for part in _split_top_level(raw)]
+    parts = _split_top_level(raw)
+    if not sep or not key.strip() or not parts:
+        raise ConfigError("expected KEY=V1,V2,... with at least one value "
+                          "(e.g. model.layers.0.Dense.units=16,32,64)", source=f"--grid {option}")
+    values = [parse_yaml(part, f"--grid {option}").data for part in parts]
     return key.strip(), values
 
 
@@ -101,22 +107,26 @@ def sample(distribution: Any, rng: np.random.Generator, source: str) -> Any:
 
 
 def expand(grid: dict[str, list[Any]], random: dict[str, Any] | None = None, n_random: int = 0,
-           seed: int = 0) -> list[dict[str, Any]]:
-    """Every combination of the grid; with random parameters, ``n_random`` draws for each.
+           seed: int = 0, variants: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every variant times every combination of the grid; with random parameters, ``n_random``
+    draws for each of those.
 
     Args:
         grid: dotted key -> values.
         random: dotted key -> distribution (see :func:`sample`).
         n_random: number of random draws (per grid point).
         seed: seed of the draws.
+        variants: dotted key -> value mappings, one trial each (``{}`` is the config as it is);
+            applied before the grid's and the random keys.
 
     Returns:
         One ``{dotted key: value}`` per trial, in a stable order.
     """
     keys = list(grid)
-    points = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+    combos = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+    points = [{**variant, **combo} for variant in (variants or [{}]) for combo in combos]
     if not random:
-        return points if keys else []
+        return points if keys or variants else []
     rng = np.random.default_rng(seed)
     trials = []
     for point in points:
@@ -149,36 +159,123 @@ def build_trials(base: Config, params: list[dict[str, Any]]) -> list[Trial]:
     return trials
 
 
-def space_of(base: Config, grid_options: list[str], param_options: list[str], n_random: int | None):
-    """The sweep's space: the command line's, else the config's ``sweep`` section.
+@dataclass
+class Space:
+    """The sweep's parameter space (see :func:`expand`)."""
 
-    Returns:
-        ``(grid, random, n_random)``.
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    random: dict[str, Any] = field(default_factory=dict)
+    n_random: int = 0
+    variants: list[dict[str, Any]] = field(default_factory=list)
+
+    def points(self, seed: int) -> list[dict[str, Any]]:
+        """One ``{dotted key: value}`` per trial."""
+        return expand(self.grid, self.random, self.n_random, seed=seed, variants=self.variants)
+
+    def as_dict(self) -> dict[str, Any]:
+        """For sweep.json."""
+        return {"variants": self.variants, "grid": self.grid, "random": self.random, "n_random": self.n_random}
+
+
+def space_of(base: Config, grid_options: list[str], param_options: list[str], n_random: int | None) -> Space:
+    """The sweep's space: the command line's (--grid, --random/--param), else the config's ``sweep`` section.
+
+    Raises:
+        ConfigError: for a malformed option, a key given twice, a grid key without values,
+            or random draws without a count (or a count without parameters).
     """
-    grid = dict(parse_grid_option(g) for g in grid_options)
-    random = dict(parse_param_option(p) for p in param_options)
+    grid: dict[str, list[Any]] = {}
+    for option in grid_options:
+        key, values = parse_grid_option(option)
+        if key in grid:
+            raise ConfigError(f"'{key}' is given twice; list all its values in one --grid {key}=V1,V2,...",
+                              source=f"--grid {option}")
+        grid[key] = values
+    random: dict[str, Any] = {}
+    for option in param_options:
+        key, dist = parse_param_option(option)
+        if key in random or key in grid:
+            raise ConfigError(f"'{key}' is given twice", source=f"--param {option}")
+        random[key] = dist
+    variants: list[dict[str, Any]] = []
     section = base.sweep
-    if not grid and not random and section is not None:
-        grid = dict(section.grid)
+    if not grid and not random and not n_random and section is not None:
+        grid, variants = dict(section.grid), [dict(v) for v in section.variants]
+        for key, values in grid.items():
+            if not values:
+                raise base.error(("sweep", "grid", key), "lists no values; give at least one")
+        for i, variant in enumerate(variants):
+            for key in variant:
+                if key in grid:
+                    raise base.error(("sweep", "variants", i, key),
+                                     f"'{key}' is also a grid key; a key varies in the grid or in variants, "
+                                     "not both")
         if section.random is not None:
             random, n_random = dict(section.random.params), section.random.n
+            for key in random:
+                if key in grid or any(key in v for v in variants):
+                    raise base.error(("sweep", "random", "params", key),
+                                     f"'{key}' also varies in the grid or variants; give it in one place")
     if random and not n_random:
         raise ConfigError("random parameters need --random N (how many draws)", source="--param")
     if n_random and not random:
         raise ConfigError("--random N needs at least one --param KEY=DISTRIBUTION", source="--random")
-    return grid, random, n_random or 0
+    return Space(grid=grid, random=random, n_random=n_random or 0, variants=variants)
 
 
 # -- ranking ----------------------------------------------------------------------------------
 
-def default_metric(config: Config) -> str:
-    """val_loss where trials validate (or run k-fold), test_loss otherwise."""
+def default_metric(config: Config, kfold: bool = False) -> str:
+    """k-fold trials: the config's kfold.monitor; else val_loss where trials validate, test_loss otherwise."""
+    if kfold:
+        return config.kfold.monitor
     t = config.training
     return "val_loss" if (t.validation_split or t.validation_holdout) else "test_loss"
 
 
+def best_monitor(config: Config, kfold: bool = False) -> str:
+    """The metric whose best epoch a trial's metrics.json records (``best``)."""
+    if kfold:
+        return config.kfold.monitor
+    t = config.training
+    return "val_loss" if (t.validation_split or t.validation_holdout) else "loss"
+
+
+def sweep_metric(base: Config, metric: str | None, kfold: bool = False) -> str:
+    """What ranks the trials: ``metric``, else the sweep section's, else :func:`default_metric`.
+
+    Raises:
+        ConfigError: for a metric the trials cannot report: k-fold trials have only
+            validation figures (``val_*``, ``best_val_*``), and ``best_X`` needs X to be
+            the monitored metric (:func:`best_monitor`).
+    """
+    from_config = metric is None and base.sweep is not None and base.sweep.metric is not None
+    chosen = metric or (base.sweep.metric if from_config else None) or default_metric(base, kfold)
+
+    def refuse(message: str) -> ConfigError:
+        if from_config:
+            return base.error(("sweep", "metric"), message)
+        return ConfigError(message, source=f"--metric {chosen}")
+
+    if kfold and not chosen.startswith(("val_", "best_val_")):
+        raise refuse(f"k-fold trials report validation metrics only: val_* (mean over the folds after the last "
+                     f"epoch) or best_{base.kfold.monitor} (the averaged curve at its best epoch); "
+                     f"got '{chosen}'")
+    if chosen.startswith("best_") and chosen[len("best_"):] != best_monitor(base, kfold):
+        monitor = best_monitor(base, kfold)
+        hint = " (set kfold.monitor to change it)" if kfold else ""
+        raise refuse(f"the trials record the best epoch of {monitor}{hint}, so best_{monitor} is the "
+                     f"best-epoch metric they can be ranked by; got '{chosen}'")
+    return chosen
+
+
 def metric_value(metrics: dict[str, Any], metric: str) -> float | None:
-    """``val_accuracy`` -> metrics["validation"]["accuracy"]; ``test_loss``, ``train_mae`` alike."""
+    """``val_accuracy`` -> metrics["validation"]["accuracy"]; ``test_loss``, ``train_mae`` alike;
+    ``best_val_loss`` -> metrics["best"]["value"] when the best epoch was read from val_loss."""
+    if metric.startswith("best_"):
+        best = metrics.get("best") or {}
+        value = best.get("value") if best.get("monitor") == metric[len("best_"):] else None
+        return None if value is None else float(value)
     for prefix, part in (("val_", "validation"), ("test_", "test"), ("train_", "train")):
         if metric.startswith(prefix):
             value = (metrics.get(part) or {}).get(metric[len(prefix):])
@@ -256,6 +353,83 @@ def materialize(runs_dir: Path, returned: dict[str, Any]) -> Path:
     return path
 
 
+# -- k-fold trials ------------------------------------------------------------------------------
+
+def kfold_trials(trials: list[Trial], executor: Executor, *, runs_dir: str, data_dir: str | None,
+                 tags_of: Callable[[Trial], dict[str, Any]], jobs: int = 1) -> Iterator[tuple[int, Any, Any]]:
+    """Run every trial as a k-fold validation (:func:`nnlab.kfold.run_kfold`), one after another.
+
+    This process is each trial's k-fold driver: it loads the data, checks the model
+    and writes the trial's ``<timestamp>_<name>_kfold`` folder. On an in-process
+    executor the folds run here too. On a process pool or Ray, every fold of every
+    trial is submitted up front as a :func:`nnlab.kfold.run_fold` task (the fold
+    function of ``nnlab kfold --jobs``), so the workers train later trials' folds
+    while this process records earlier trials; only results travel back.
+
+    Yields:
+        ``(position in trials, {"folder", "metrics", "exit_code"} or None, error or None)``, in order.
+    """
+    from nnlab.kfold import run_fold, run_kfold
+
+    ahead: dict[int, dict[str, Any]] = {}
+    if not executor.in_process:
+        for trial in trials:
+            ahead[trial.index] = {_task_key(run_fold, task): executor.submit(run_fold, task)
+                                  for task in fold_tasks(trial.config, data_dir)}
+    for i, trial in enumerate(trials):
+        mine = ahead.pop(trial.index, {})
+        result, error = None, None
+        try:
+            done = run_kfold(trial.config, runs_dir=runs_dir, data_dir=data_dir, jobs=jobs,
+                             executor=None if executor.in_process else FoldsSubmitted(executor, mine),
+                             tags=tags_of(trial))
+            result = {"folder": str(done.run.path), "metrics": done.metrics, "exit_code": done.exit_code}
+        except Exception as err:  # refused before its folder existed (e.g. k above the rows); the others go on
+            error = err
+        finally:
+            executor.cancel(mine.values())  # a trial that stopped early leaves folds nobody will read
+        yield i, result, error
+
+
+def fold_tasks(config: Config, data_dir: str | None) -> list[tuple]:
+    """The :func:`nnlab.kfold.run_fold` arguments of every fold of ``config``, as run_kfold builds them."""
+    config_dict = config.to_dict()
+    return [(config_dict, fold, config.kfold.k, config.seed, data_dir, None) for fold in range(config.kfold.k)]
+
+
+class FoldsSubmitted(Executor):
+    """The executor one trial's run_kfold sees: its fold tasks were submitted ahead.
+
+    A task that was submitted ahead is taken from ``ahead`` (matched on the function
+    and its arguments); any other is submitted now, so a mismatch costs time, never
+    results.
+
+    Args:
+        executor: the sweep's executor.
+        ahead: task key -> handle, for this trial (emptied as tasks are taken).
+    """
+
+    def __init__(self, executor: Executor, ahead: dict[str, Any]):
+        self._executor = executor
+        self._ahead = ahead
+
+    def submit(self, fn, args):
+        handle = self._ahead.pop(_task_key(fn, args), None)
+        return handle if handle is not None else self._executor.submit(fn, args)
+
+    def gather(self, handles):
+        return self._executor.gather(handles)
+
+    def cancel(self, handles):
+        self._executor.cancel(handles)
+
+
+def _task_key(fn: Callable[..., Any], args: tuple) -> str:
+    return json.dumps([fn.__module__, fn.__qualname__, list(args)], sort_keys=True, default=str)
+
+
+# -- the sweep --------------------------------------------------------------------------------
+
 @dataclass
 class SweepResult:
     """The sweep folder, every trial's outcome (ranked) and the exit code."""
@@ -265,11 +439,12 @@ class SweepResult:
     metric: str
     status: str
     exit_code: int
+    kfold: bool = False
 
 
 def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir: str | Path = "runs",
               data_dir: str | Path | None = None, metric: str | None = None, executor_name: str = "local",
-              space: dict[str, Any] | None = None,
+              space: dict[str, Any] | None = None, kfold: bool = False, jobs: int = 1,
               report: Callable[[TrialOutcome, int], None] | None = None) -> SweepResult:
     """Run every trial on ``executor`` and write the sweep folder.
 
@@ -278,24 +453,27 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         trials: from :func:`build_trials`.
         executor: where trials run (:func:`nnlab.executors.make_executor`).
         runs_dir: the runs root: trial folders and the sweep folder go there.
-        data_dir: a folder of downloaded dataset files.
-        metric: what ranks the trials (default :func:`default_metric`).
+        data_dir: a folder of downloaded dataset files (a path every worker can read).
+        metric: what ranks the trials (see :func:`sweep_metric`).
         executor_name: recorded in sweep.json.
         space: the parameter space, recorded in sweep.json.
+        kfold: run every trial as a k-fold validation (:func:`kfold_trials`).
+        jobs: the worker processes, recorded in k-fold trials' metrics.json.
         report: called with each finished trial and the number of trials.
 
     Returns:
         The sweep's result; its exit code is 0 when every trial completed, 1 when
         some failed, 130/143 when the sweep was stopped.
     """
-    metric = metric or (base.sweep.metric if base.sweep and base.sweep.metric else default_metric(base))
+    metric = sweep_metric(base, metric, kfold)
     started = utc_now()
     sweep = RunFolder.create(runs_dir, base.name, "_sweep", started=started)
     outcomes = [TrialOutcome(t.index, t.params) for t in trials]
     record: dict[str, Any] = {
         "sweep_id": sweep.run_id, "name": base.name, "status": "running", "metric": metric,
         "direction": "max" if higher_is_better(metric) else "min", "executor": executor_name,
-        "space": space or {}, "started": started.isoformat(timespec="seconds"), "trials": [],
+        "trial_kind": "kfold" if kfold else "train", "space": space or {},
+        "started": started.isoformat(timespec="seconds"), "trials": [],
     }
     sweep.write_yaml("config.yaml", base.to_dict())
     clock = time.perf_counter()
@@ -306,27 +484,35 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         sweep.write_json("sweep.json", record)
         sweep.write_json("metrics.json", _sweep_metrics(record, base, outcomes, metric, clock))
 
+    def tags_of(trial: Trial) -> dict[str, Any]:
+        return {"sweep_id": sweep.run_id, "trial": trial.index, "trial_params": trial.params}
+
     save()
-    remote = not isinstance(executor, LocalExecutor)
     runs_dir = str(runs_dir)
-    data_dir = None if data_dir is None else str(data_dir)
-    tasks = []
-    for trial in trials:
-        tags = {"sweep_id": sweep.run_id, "trial": trial.index, "trial_params": trial.params}
-        if remote:
-            tasks.append((trial.config.to_dict(), trial.config.source, data_dir, tags))
-        else:
-            tasks.append((trial.config, runs_dir, data_dir, tags))
+    # Workers do not start in this directory (a Ray worker runs in its session's folder):
+    # they get absolute paths, which must name the same files on every node.
+    data_dir = None if data_dir is None else str(Path(data_dir).expanduser().resolve())
+    if not executor.in_process:
+        trials = [_with_absolute_data_path(t) for t in trials]
     try:
         with stop_signals():
-            for i, result, error in executor.run(train_trial_remote if remote else train_trial_here, tasks):
+            if kfold:
+                finished = kfold_trials(trials, executor, runs_dir=runs_dir, data_dir=data_dir, tags_of=tags_of,
+                                        jobs=jobs)
+            elif executor.in_process:
+                finished = executor.run(train_trial_here, [(t.config, runs_dir, data_dir, tags_of(t)) for t in trials])
+            else:
+                finished = executor.run(train_trial_remote, [(t.config.to_dict(), t.config.source, data_dir,
+                                                              tags_of(t)) for t in trials])
+            for i, result, error in finished:
                 outcome = outcomes[i]
                 if error is not None:
                     outcome.status, outcome.message = "failed", _error_text(error)
                 else:
-                    folder = materialize(Path(runs_dir), result) if remote else Path(result["folder"])
+                    folder = materialize(Path(runs_dir), result) if "files" in result else Path(result["folder"])
                     outcome.folder = str(folder)
-                    outcome.metrics = {k: result["metrics"].get(k) for k in ("train", "validation", "test", "best")
+                    outcome.metrics = {k: result["metrics"].get(k) for k in
+                                       ("train", "validation", "validation_std", "test", "best")
                                        if result["metrics"].get(k) is not None}
                     outcome.status = result["metrics"]["status"]
                     outcome.message = result["metrics"].get("message")
@@ -349,23 +535,52 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     order = ranked(outcomes, metric)
     record["ranking"] = [o.index for o in order]
     save()
-    sweep.write_text("summary.md", summary_markdown(order, metric))
-    return SweepResult(run=sweep, outcomes=order, metric=metric, status=status, exit_code=exit_code)
+    sweep.write_text("summary.md", summary_markdown(order, metric, kfold))
+    return SweepResult(run=sweep, outcomes=order, metric=metric, status=status, exit_code=exit_code, kfold=kfold)
 
 
-def summary_markdown(order: list[TrialOutcome], metric: str) -> str:
-    """The ranked trials as a Markdown table."""
+def metric_note(metric: str, kfold: bool) -> str:
+    """What the ranking metric of a sweep's trials is, in one sentence."""
+    if metric.startswith("best_"):
+        what = f"{metric[5:]} at the epoch where it was best"
+        if kfold:
+            what = (f"the mean over the folds of {metric[5:]} at the epoch where that mean was best "
+                    f"(kfold.monitor, after kfold.smoothing)")
+        return f"{metric} is {what}."
+    if kfold:
+        return (f"{metric} is the mean over the folds of each fold's {metric} after its last epoch "
+                f"(its standard deviation is validation_std in the trial's metrics.json).")
+    return f"{metric} is the trained model's, after the last epoch."
+
+
+def param_columns(outcomes: list[TrialOutcome]) -> tuple[list[str], Callable[[dict[str, Any]], list[str]]]:
+    """How a summary table shows the trials' parameters: one column per key when every trial
+    sets every key (a grid, random draws), else one ``changes`` column (variants, which each
+    change different keys).
+
+    Returns:
+        ``(column headers, params -> cells)``.
+    """
     from nnlab.reporting import compact
 
-    keys = list(dict.fromkeys(k for o in order for k in o.params))
-    header = ["rank", "trial", *keys, metric, "status", "folder"]
+    keys = list(dict.fromkeys(k for o in outcomes for k in o.params))
+    if all(set(o.params) == set(keys) for o in outcomes):
+        return keys, lambda params: [compact(params[k]) for k in keys]
+    return ["changes"], lambda params: ["; ".join(f"{k}={compact(v)}" for k, v in params.items())
+                                        or "(none: the config as it is)"]
+
+
+def summary_markdown(order: list[TrialOutcome], metric: str, kfold: bool = False) -> str:
+    """The ranked trials as a Markdown table, and what the metric means."""
+    headers, param_cells = param_columns(order)
+    header = ["rank", "trial", *headers, metric, "status", "folder"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, o in enumerate(order, start=1):
         value = metric_value(o.metrics, metric)
-        cells = [str(rank), str(o.index), *(compact(o.params.get(k)) for k in keys),
+        cells = [str(rank), str(o.index), *param_cells(o.params),
                  "-" if value is None else f"{value:.4f}", o.status, Path(o.folder).name if o.folder else "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n\n" + metric_note(metric, kfold) + "\n"
 
 
 def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOutcome], metric: str,
@@ -380,6 +595,15 @@ def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOut
         "best": None if best is None else {"trial": best.index, "params": best.params, "folder": best.folder,
                                            "value": metric_value(best.metrics, metric)},
     }
+
+
+def _with_absolute_data_path(trial: Trial) -> Trial:
+    """The trial with a relative ``dataset.path`` made absolute (as this process resolves it)."""
+    path = trial.config.dataset.options.get("path")
+    if not isinstance(path, str) or Path(path).expanduser().is_absolute() or not Path(path).expanduser().exists():
+        return trial
+    absolute = str(Path(path).expanduser().resolve())
+    return Trial(trial.index, trial.params, trial.config.with_overrides([f"dataset.path={json.dumps(absolute)}"]))
 
 
 def _describe(point: dict[str, Any]) -> str:

@@ -94,10 +94,17 @@ def test_download_is_the_last_resort_and_its_failure_says_what_to_place(offline,
 
 
 def test_a_refusal_through_the_cli_is_one_message_and_exit_code_2(offline, tmp_path, cli):
+    (tmp_path / "empty").mkdir()
     result = cli("train", "imdb", "--data-dir", tmp_path / "empty", "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 2
     assert "imdb.npz" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # A data directory that does not exist is a typo: refused at once, for every command.
+    runs = ["--runs-dir", tmp_path / "runs"]
+    for command in (["train", "imdb", *runs], ["kfold", "boston", *runs], ["datasets"], ["datasets", "show", "digits"]):
+        result = cli(*command, "--data-dir", tmp_path / "nowhere")
+        assert result.exit_code == 2, command
+        assert "--data-dir" in result.stderr and "does not exist" in result.stderr
 
 
 def test_a_missing_file_of_several_is_named(offline, tmp_path):

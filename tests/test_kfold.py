@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import pickle
 import signal
 from pathlib import Path
@@ -207,6 +208,8 @@ def test_final_model_on_a_small_regression_set(cli, write_config, tmp_path):
     for name in ("model.keras", "plots/predicted_vs_true.png", "plots/loss.png", "plots/kfold_val_mae.png"):
         assert (run / name).is_file(), name
     assert "linear_regression_mae" in result.output and "final model" in result.output
+    assert summary["final"]["loss"] == "mse"  # so the test loss stands beside the baseline's MSE
+    assert any("loss" in line and "(linear_regression_mse)" in line for line in result.output.splitlines())
 
 
 def test_classification_reports_accuracy_and_picks_the_highest(tmp_path):
@@ -233,6 +236,19 @@ def test_jobs_2_gives_the_same_kfold_metrics_as_jobs_1(cli, write_config, tmp_pa
     assert figures[0] == figures[1]
 
 
+def test_workers_started_before_k_is_known_are_resized_to_it():
+    workers = kfold.FoldWorkers(3, threads=1)
+    try:
+        workers.resize(1)  # k turned out to be 2: one worker beside this process
+        assert [p.is_alive() for p in workers._processes] == [True]
+        assert len(multiprocessing.active_children()) == 1
+        workers.resize(2)
+        assert len(workers._processes) == 2 and all(p.is_alive() for p in workers._processes)
+    finally:
+        workers.stop()
+    assert not multiprocessing.active_children()
+
+
 def test_run_fold_is_a_pure_picklable_function_of_config_fold_and_seed(tmp_path):
     config = config_from_text(DIABETES)
     whole = kfold.run_kfold(config, runs_dir=tmp_path / "runs")
@@ -244,6 +260,33 @@ def test_run_fold_is_a_pure_picklable_function_of_config_fold_and_seed(tmp_path)
     assert shorter.epochs_run == 2
     error = pickle.loads(pickle.dumps(kfold.FoldError("reason", "traceback")))
     assert (error.message, error.details) == ("reason", "traceback")
+
+
+def test_without_tf_data_folds_train_with_fit_on_arrays(monkeypatch, tmp_path):
+    # On JAX or PyTorch there is no tf.data: the fallback must train and record the same history.
+    from nnlab.datasets.loading import load_dataset
+
+    config = config_from_text(DIABETES, overrides=["training.epochs=4"])
+    dataset = load_dataset(config)
+    train_rows, val_rows = kfold.fold_indices(len(dataset.y_train), 3)[0]
+    fast = kfold.train_fold(config, dataset, 0, 3, train_rows, val_rows, config.seed)
+
+    def no_tf_data(*args, **kwargs):
+        raise AssertionError("tf.data used on a backend without it")
+
+    monkeypatch.setattr(kfold, "uses_tf_data", lambda: False)
+    monkeypatch.setattr(kfold, "batches", no_tf_data)
+    plain = kfold.train_fold(config, dataset, 0, 3, train_rows, val_rows, config.seed)
+    assert plain.status == "completed" and plain.epochs_run == 4
+    assert list(plain.history) == list(fast.history) == ["loss", "mae", "val_loss", "val_mae"]
+    assert all(len(v) == 4 for v in plain.history.values())
+    assert plain.history["loss"][-1] < plain.history["loss"][0]  # it learns
+    assert set(plain.validation) == set(fast.validation) == {"loss", "mae"}
+    # The same model, data and updates; only the shuffled batch order differs, so the results are close.
+    assert plain.history["val_mae"][-1] == pytest.approx(fast.history["val_mae"][-1], rel=0.3)
+    result = kfold.run_kfold(config, runs_dir=tmp_path / "runs", final=True)  # and the final model
+    assert result.exit_code == 0
+    assert len(read_csv(result.run.path / "final_history.csv")) == result.summary["best"]["epoch"]
 
 
 # -- refusals and outcomes ----------------------------------------------------------------------------
@@ -259,7 +302,16 @@ def test_refusals_leave_no_folder(cli, write_config, tmp_path):
     result = cli("kfold", path, "--runs-dir", runs, "--set", "kfold.monitor=loss")
     assert result.exit_code == 2 and "validation metric" in result.output
     result = cli("kfold", path, "--runs-dir", runs, "--k", "1")
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "--k" in result.output
+    result = cli("kfold", path, "--runs-dir", runs, "--epochs", "0")
+    assert result.exit_code == 2 and "--epochs" in result.output
+    result = cli("kfold", "bostn", "--runs-dir", runs)
+    assert result.exit_code == 2 and "unknown config 'bostn'" in result.output and "boston" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    # With --jobs the workers start before the config is read; a refusal stops them.
+    result = cli("kfold", path, "--runs-dir", runs, "--jobs", "2", "--set", "kfold.monitor=val_accuracy")
+    assert result.exit_code == 2 and "kfold.monitor" in result.output
+    assert not multiprocessing.active_children()
     assert not runs.exists() or not any(runs.iterdir())
 
 
