@@ -1,16 +1,66 @@
-"""Importing Keras, only where a model is built or trained.
+"""Importing Keras, only where a model is built or trained, on the chosen backend.
 
 ``import nnlab`` never imports TensorFlow (it takes seconds); the code paths that
-need Keras call :func:`keras` instead.
+need Keras call :func:`keras` instead. Keras 3 runs on TensorFlow, JAX or PyTorch;
+:func:`use_backend` picks one (the config's ``backend``, or ``--backend``) before
+Keras is imported, because Keras reads ``KERAS_BACKEND`` once, on import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 
 DEFAULT_BACKEND = "tensorflow"
+
+#: Keras backend -> (the Python package it needs, what to install for it).
+BACKEND_PACKAGES = {
+    "tensorflow": ("tensorflow", "pip install tensorflow (or 'tensorflow[and-cuda]' for NVIDIA GPUs)"),
+    "jax": ("jax", "pip install jax (or 'jax[cuda12]' for NVIDIA GPUs)"),
+    "torch": ("torch", "pip install torch (see pytorch.org for the build that matches your GPU)"),
+}
+
+
+def use_backend(name: str, *, source: str | None = None, key: str | None = "backend") -> None:
+    """Make ``name`` the Keras backend of this process (and of the workers it starts).
+
+    Cheap: it imports nothing; it sets ``KERAS_BACKEND`` for the coming import of Keras.
+
+    Args:
+        name: tensorflow, jax or torch.
+        source, key: where the choice came from, for the error message (a config file and its
+            key, or ``--backend`` and no key).
+
+    Raises:
+        NnlabError: an unknown name; the backend's package is not installed (naming
+            what to install); or Keras was already imported in this process with another backend.
+    """
+    from nnlab.errors import NnlabError
+
+    if name not in BACKEND_PACKAGES:
+        raise NnlabError(f"unknown Keras backend '{name}'; use one of {', '.join(BACKEND_PACKAGES)}",
+                         source=source, key=key)
+    package, install = BACKEND_PACKAGES[name]
+    if importlib.util.find_spec(package) is None:
+        raise NnlabError(f"the {name} backend needs the {package} package, which is not installed: {install}",
+                         source=source, key=key)
+    loaded = active_backend()
+    if loaded is not None and loaded != name:
+        raise NnlabError(f"Keras was already imported in this process with the {loaded} backend, and a process "
+                         f"cannot switch; run the {name} experiment in a new process", source=source, key=key)
+    os.environ["KERAS_BACKEND"] = name
+
+
+def active_backend() -> str | None:
+    """The backend of the Keras imported in this process, or None when Keras is not imported yet."""
+    if "keras" not in sys.modules:
+        return None
+    config = sys.modules.get("keras.src.backend.config")
+    if config is not None and hasattr(config, "backend"):
+        return config.backend()
+    return sys.modules["keras"].backend.backend()
 
 
 def keras():
@@ -52,15 +102,20 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops.
 
     Args:
         seed: the config's seed.
+        deterministic: TensorFlow's op determinism (the same numbers on every run). On a
+            CPU it costs nothing measurable (bench/bench_imdb.py); on a GPU it costs speed,
+            and Keras turns XLA (jit_compile) off while it is on. Once on, it stays on
+            for the process.
     """
     keras_module = keras()
-    keras_module.utils.set_random_seed(seed)
-    if keras_module.backend.backend() == "tensorflow":
+    with _quiet_stderr():  # on JAX and PyTorch, Keras imports TensorFlow here (when installed) to seed it too
+        keras_module.utils.set_random_seed(seed)
+    if deterministic and keras_module.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()

@@ -45,6 +45,20 @@ def _existing_folder(value: Optional[Path]) -> Optional[Path]:
 
 DataDirOption = typer.Option(None, "--data-dir", envvar="NNLAB_DATA_DIR", callback=_existing_folder,
                              help="Folder of downloaded dataset files (Keras formats).")
+BackendOption = typer.Option(None, "--backend", metavar="NAME",
+                             help="Keras backend: tensorflow, jax or torch (default: the config's backend, "
+                                  "tensorflow).")
+
+
+def _with_backend(backend: Optional[str], overrides: List[str]) -> List[str]:
+    """``--backend NAME`` as the override ``backend=NAME``, checked first (installed? Keras not yet imported
+    with another?) and made this process's backend, so worker processes started from here inherit it."""
+    if backend is None:
+        return overrides
+    from nnlab.backend import use_backend
+
+    use_backend(backend, source="--backend", key=None)
+    return [*overrides, f"backend={backend}"]
 
 
 def user_errors(command):
@@ -91,6 +105,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN",
                                           help="Continue an interrupted run folder from its checkpoint."),
     plugin: Optional[List[str]] = PluginOption,
+    backend: Optional[str] = BackendOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
@@ -102,16 +117,16 @@ def train(
 
     import_plugins(plugin or [])
     if resume is not None:
-        if config is not None or set_:
+        if config is not None or set_ or backend is not None:
             raise NnlabError("a run resumes with the config it started with; it cannot be changed on resume "
-                             "(drop CONFIG and --set, or start a new run)", source="--resume")
+                             "(drop CONFIG, --set and --backend, or start a new run)", source="--resume")
         label, epochs = resume.name, None
         start = functools.partial(training.resume, resume, data_dir=data_dir, argv=sys.argv)
     elif config is None:
         raise NnlabError("give a config file or name (e.g. nnlab train spiral_mlp), or --resume RUN",
                          source="nnlab train")
     else:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, _with_backend(backend, set_ or []))
         label, epochs = cfg.name, cfg.training.epochs
         start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
     if quiet or json_output:
@@ -179,6 +194,7 @@ def sweep(
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
     plugin: Optional[List[str]] = PluginOption,
+    backend: Optional[str] = BackendOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
     json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
 ) -> None:
@@ -197,7 +213,10 @@ def sweep(
         raise NnlabError("--jobs sets the CPUs of a local Ray instance; a cluster at --address has its own "
                          "(use --cpus-per-trial for each task's share)", source="--jobs")
     import_plugins(plugin or [])
-    base = load_config(config, set_ or [])
+    base = load_config(config, _with_backend(backend, set_ or []))
+    from nnlab.backend import use_backend
+
+    use_backend(base.backend, source=base.source)  # before the workers start: they inherit it
     kfold = kfold or (base.sweep is not None and base.sweep.kfold)
     space = sweeps.space_of(base, grid or [], param or [], random)
     metric = sweeps.sweep_metric(base, metric, kfold)
@@ -343,6 +362,7 @@ def kfold(
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
+    backend: Optional[str] = BackendOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
@@ -351,7 +371,7 @@ def kfold(
     from nnlab.kfold import run_kfold, start_workers
     from nnlab.reporting import KFoldProgress, kfold_summary
 
-    overrides = list(set_ or [])
+    overrides = _with_backend(backend, list(set_ or []))
     # The options are overrides like --set, so they are validated and recorded the same way.
     for key, value in (("kfold.k", k), ("training.epochs", epochs), ("kfold.shuffle", shuffle)):
         if value is not None:
@@ -360,6 +380,9 @@ def kfold(
     workers = start_workers(jobs, k)
     try:
         cfg = load_config(config, overrides)
+        from nnlab.backend import use_backend
+
+        use_backend(cfg.backend, source=cfg.source)
         start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
                                   argv=sys.argv, workers=workers)
         if quiet or json_output:

@@ -24,6 +24,9 @@ from nnlab.yamlfile import YamlDocument, parse_yaml, read_yaml_file
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 MAX_EPOCHS = 1_000_000
 MAX_BATCH = 10_000_000
+MAX_STEPS_PER_EXECUTION = 100_000
+#: ``training.steps_per_execution: auto``: enough steps per call that Python's share of a step vanishes.
+AUTO_STEPS_PER_EXECUTION = 128
 
 
 class Strict(BaseModel):
@@ -110,6 +113,24 @@ class Training(Strict):
     shuffle: bool = True
     early_stopping: EarlyStopping | None = None
     tensorboard: bool = Field(False, description="write TensorBoard logs into the run folder")
+    # Performance levers (bench/ measures them; BENCHMARKS.md has the figures). None changes what is
+    # computed beyond floating-point rounding and the order of the shuffled batches.
+    input_pipeline: Literal["auto", "tf_data", "arrays"] = Field(
+        "auto", description="how the arrays reach model.fit and evaluate: tf_data, a tf.data pipeline over "
+                            "tensors made once (no copy of the arrays per fit or evaluate, no autotuning "
+                            "threads); arrays, Keras's own path for NumPy arrays; auto: tf_data on the "
+                            "TensorFlow backend, arrays on JAX and PyTorch")
+    steps_per_execution: Union[Annotated[int, Field(ge=1, le=MAX_STEPS_PER_EXECUTION)], Literal["auto"]] = Field(
+        "auto", description="training steps run in one call into the backend: fewer round trips through "
+                            "Python; per-batch callbacks and Ctrl-C are seen between calls; auto: "
+                            f"{AUTO_STEPS_PER_EXECUTION} (1 on PyTorch, which runs one step per call)")
+    jit_compile: Union[bool, Literal["auto"]] = Field(
+        "auto", description="compile the training step with XLA (TensorFlow, JAX) or torch.compile (PyTorch); "
+                            "auto: Keras's choice (JAX: on; TensorFlow: on a GPU when deterministic is off; "
+                            "PyTorch: off)")
+    deterministic: bool = Field(
+        True, description="TensorFlow's op determinism: the same numbers on every run of a config; free on a "
+                          "CPU, costs speed on a GPU, and keeps XLA (jit_compile) off")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -117,6 +138,21 @@ class Training(Strict):
         if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BATCH):
             return value
         raise ValueError(f"must be a whole number from 1 to {MAX_BATCH} or 'full' (got {value!r})")
+
+    @field_validator("steps_per_execution", mode="before")
+    @classmethod
+    def _steps_per_execution(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                               and 1 <= value <= MAX_STEPS_PER_EXECUTION):
+            return value
+        raise ValueError(f"must be a whole number from 1 to {MAX_STEPS_PER_EXECUTION} or 'auto' (got {value!r})")
+
+    @field_validator("jit_compile", mode="before")
+    @classmethod
+    def _jit_compile(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError(f"must be true, false or auto (got {value!r})")
 
     @model_validator(mode="after")
     def _one_validation(self) -> "Training":
@@ -206,6 +242,9 @@ class Config(Strict):
         description="names the run folder: letters, digits, '_', '-', '.'")
     description: str | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    backend: Literal["tensorflow", "jax", "torch"] = Field(
+        "tensorflow", description="the Keras backend that trains (`--backend` overrides it); jax and torch need "
+                                  "their package installed; a visible GPU is used by each")
     dataset: DatasetConfig
     model: ModelConfig
     optimizer: OptimizerConfig
@@ -226,6 +265,14 @@ class Config(Strict):
         if ".." in name:
             raise ValueError("must not contain '..'")
         return name
+
+    @model_validator(mode="after")
+    def _backend_fits_training(self) -> "Config":
+        steps = self.training.steps_per_execution
+        if self.backend == "torch" and steps != "auto" and steps > 1:
+            raise _located(("training", "steps_per_execution"),
+                           f"the torch backend runs one step per call; use 1 or auto (got {steps})")
+        return self
 
     @field_validator("optimizer", mode="before")
     @classmethod

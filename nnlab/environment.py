@@ -13,7 +13,10 @@ import nnlab
 def environment(seed: int, argv: list[str] | None = None) -> dict[str, Any]:
     """Versions, backend, devices, seed, platform and the command line.
 
-    Call it after Keras is imported (it reports Keras's backend and devices).
+    Call it after Keras is imported (it reports Keras's backend and devices):
+    ``backend`` (tensorflow, jax or torch), ``backend_version`` (that package's
+    version), ``devices`` (every device the backend sees) and ``gpus`` (the GPUs
+    among them; Keras computes on the first one when there is one).
 
     Returns:
         A JSON-friendly dict.
@@ -32,8 +35,15 @@ def environment(seed: int, argv: list[str] | None = None) -> dict[str, Any]:
     if "keras" in sys.modules:
         keras = sys.modules["keras"]
         info["backend"] = keras.backend.backend()
+        info["backend_version"] = _version(info["backend"])
         info["devices"] = _devices(info["backend"])
+        info["gpus"] = [d for d in info["devices"] if _is_gpu(d)]
     return info
+
+
+def _is_gpu(device: str) -> bool:
+    lowered = device.lower()
+    return any(word in lowered for word in ("gpu", "cuda", "rocm"))
 
 
 def _version(package: str) -> str | None:
@@ -63,11 +73,12 @@ def _devices(backend: str) -> list[str]:
         if backend == "jax":
             import jax
 
-            return [str(d) for d in jax.devices()]
+            return [f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices()]
         if backend == "torch":
             import torch
 
-            return ["cuda"] * torch.cuda.device_count() or ["cpu"]
+            gpus = [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+            return ["cpu", *gpus]
     except Exception as err:  # device listing is informative only
         return [f"unknown ({err})"]
     return []

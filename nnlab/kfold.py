@@ -162,6 +162,9 @@ def run_fold(config_dict: dict[str, Any], fold: int, k: int, seed: int, data_dir
     """
     try:
         config = config_from_dict(config_dict)
+        from nnlab.backend import use_backend
+
+        use_backend(config.backend, source=config.source)  # a Ray worker or a pool process: before Keras
         if epochs is not None:
             config = config.with_overrides([f"training.epochs={int(epochs)}"])
         dataset = _cached_dataset(config, data_dir)
@@ -212,7 +215,7 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
     from nnlab.training import prepare
 
     clock = time.perf_counter()
-    seed_everything(fold_seed(seed, fold))
+    seed_everything(fold_seed(seed, fold), config.training.deterministic)
     data = prepare(config, dataset, train_rows, val_rows)  # preprocessing fitted on train_rows only
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
     epochs = config.training.epochs
@@ -489,8 +492,10 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
         NnlabError: for anything refused before the run folder exists.
         RunWriteError: when the run folder cannot be written.
     """
+    from nnlab.backend import use_backend
     from nnlab.datasets.loading import load_dataset
 
+    use_backend(config.backend, source=config.source)
     settings = config.kfold
     k = settings.k
     try:
@@ -616,7 +621,7 @@ def _check_model(config: Config, dataset: Dataset, split: tuple[np.ndarray, np.n
     from nnlab.suggestions import unknown_name_message
     from nnlab.training import prepare
 
-    seed_everything(config.seed)
+    seed_everything(config.seed, config.training.deterministic)
     data = prepare(config, dataset, *split)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
     try:
@@ -928,7 +933,7 @@ def _final_model(config: Config, dataset: Dataset, summary: dict[str, Any], run:
     progress = None if report is None else (lambda e, n, logs, s: report.epoch(-1, e, n, logs))
     try:
         with stop_signals():
-            seed_everything(config.seed)
+            seed_everything(config.seed, config.training.deterministic)
             rows = np.arange(len(dataset.y_train))
             data = prepare(config, dataset, rows, None)
             model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)

@@ -17,13 +17,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nnlab.backend import keras, seed_everything
+from nnlab.backend import keras, seed_everything, use_backend
 from nnlab.baselines import baseline
 from nnlab.config import Config
 from nnlab.datasets.base import Dataset
 from nnlab.datasets.loading import load_dataset
 from nnlab.environment import environment
 from nnlab.errors import NnlabError, RunWriteError
+from nnlab.feeding import Feed, configure_execution, pipeline
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.keras_objects import keras_reason
 from nnlab.model import build_model, count_params, summary_text
@@ -118,6 +119,18 @@ def prepare(config: Config, dataset: Dataset, train_rows: np.ndarray | None = No
                         y_test=pre.transform_y(dataset.y_test), preprocessor=pre, dataset=dataset)
 
 
+def release_sequences(dataset: Dataset) -> None:
+    """Free a text dataset's word-index lists once they are multi-hot rows.
+
+    They are Python lists of Python ints (about 400 MB for imdb's 50,000 reviews),
+    and nothing after preprocessing reads them; they would stay resident for the
+    whole run. An object array of the same length keeps the dataset's shapes.
+    """
+    if dataset.extras.get("sequences"):
+        dataset.x_train = np.empty(len(dataset.x_train), dtype=object)
+        dataset.x_test = np.empty(len(dataset.x_test), dtype=object)
+
+
 def batch_size(config: Config, rows: int) -> int:
     """The batch size to fit with (``full`` means every row in one batch)."""
     size = config.training.batch_size
@@ -195,10 +208,14 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         NnlabError: for anything refused before the run folder exists.
         RunWriteError: when the run folder cannot be written.
     """
-    seed_everything(config.seed)
+    use_backend(config.backend, source=config.source)
+    pipeline(config, config.backend)  # refuses tf_data on another backend before anything is written
+    seed_everything(config.seed, config.training.deterministic)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
+    release_sequences(dataset)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
+    configure_execution(model, config)
 
     started = utc_now()
     run = RunFolder.create(runs_dir, config.name, started=started)
@@ -259,14 +276,18 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
     done = int(metrics.get("checkpoint_epoch") or 0)
     if done >= config.training.epochs:
         raise NnlabError(f"the checkpoint is of the last epoch ({done}); nothing to resume", source=str(run.path))
-    seed_everything(config.seed + done)
+    use_backend(config.backend, source=str(run.path / "config.yaml"))
+    pipeline(config, config.backend)
+    seed_everything(config.seed + done, config.training.deterministic)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
+    release_sequences(dataset)
     k = keras()
     try:
         model = k.models.load_model(checkpoint)
     except Exception as err:
         raise NnlabError(f"cannot load checkpoint.keras: {keras_reason(err)}", source=str(run.path)) from None
+    configure_execution(model, config)
     history = {}
     if (run.path / "history.csv").is_file():
         history = {name: values[:done] for name, values in read_history_csv(run.path / "history.csv").items()
@@ -299,9 +320,13 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
     with _writing(run, metrics):
         try:
             with stop_signals():
-                model.fit(data.x_train, data.y_train, epochs=config.training.epochs, batch_size=size,
-                          validation_data=data.validation, shuffle=config.training.shuffle, verbose=0,
-                          callbacks=callbacks, initial_epoch=initial_epoch)
+                # The arrays as the chosen input pipeline feeds them (for tf_data, tensors made once here).
+                feed = Feed.of(pipeline(config, keras().backend.backend()), size, (data.x_train, data.y_train),
+                               data.validation)
+                # A resumed run's shuffle continues from another seed, as its global seed does.
+                model.fit(**feed.fit_arguments(shuffle=config.training.shuffle, seed=config.seed + initial_epoch),
+                          epochs=config.training.epochs, verbose=0, callbacks=callbacks,
+                          initial_epoch=initial_epoch)
             if guard.diverged_at is not None:
                 metrics.update(status="diverged", message=f"the loss became NaN or infinite in epoch "
                                                           f"{guard.diverged_at}; lower the learning rate")
@@ -329,7 +354,7 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
         if metrics["status"] == "completed":
             try:
                 with stop_signals():
-                    _finish(config, model, data, size, run, metrics, log.history)
+                    _finish(config, model, data, feed, run, metrics, log.history)
                 (run.path / "checkpoint.keras").unlink(missing_ok=True)
                 metrics.pop("checkpoint_epoch", None)
             except Interrupted as stop:
@@ -355,13 +380,14 @@ def _writing(run: RunFolder, metrics: dict[str, Any]):
         raise RunWriteError(reason, source=str(run.path)) from None
 
 
-def _finish(config: Config, model: Any, data: PreparedData, size: int, run: RunFolder,
+def _finish(config: Config, model: Any, data: PreparedData, feed: Feed, run: RunFolder,
             metrics: dict[str, Any], history: dict[str, list[float]]) -> None:
     """After a completed fit: final metrics, baseline, model file, plots."""
-    metrics["train"] = evaluate(model, data.x_train, data.y_train, size)
-    if data.x_val is not None:
-        metrics["validation"] = evaluate(model, data.x_val, data.y_val, size)
-    metrics["test"] = evaluate(model, data.x_test, data.y_test, size)
+    metrics["train"] = feed.evaluate(model, *feed.parts["train"])
+    if "validation" in feed.parts:
+        metrics["validation"] = feed.evaluate(model, *feed.parts["validation"])
+    feed.release()  # the training tensors go before the test rows are fed
+    metrics["test"] = feed.evaluate(model, data.x_test, data.y_test)
     metrics["best"] = best_epoch(history, "val_loss" if data.x_val is not None else "loss")
     metrics["baseline"] = baseline(data.dataset.task, data.x_train, data.y_train, data.x_test, data.y_test,
                                    seed=config.seed)

@@ -1,0 +1,182 @@
+"""How the prepared arrays reach ``model.fit`` and ``model.evaluate``, and how steps are executed.
+
+Keras's own path for NumPy arrays copies each array into a tensor at every call
+(fit, each evaluate), makes a new input iterator each epoch with an autotuning
+thread pool, and runs one step per call from Python. On a CPU those costs are a
+good part of a small model's training time (bench/bench_imdb.py and
+bench/bench_fashion_mnist.py measure them). With ``training.input_pipeline: tf_data``
+(the default on the TensorFlow backend) the arrays become tensors once, and each
+pass is a small tf.data pipeline over them: row indices, shuffled anew every epoch
+as fit's own shuffle does, batched, gathered, prefetched, with autotuning off.
+``training.steps_per_execution`` runs many steps per call into the backend.
+
+The batches hold the same rows as Keras's (every row once per epoch, the last
+batch partial); only the order of the shuffled rows differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nnlab.config import AUTO_STEPS_PER_EXECUTION, Config
+
+
+def pipeline(config: Config, backend: str) -> str:
+    """``tf_data`` or ``arrays``: the config's ``training.input_pipeline`` on this backend.
+
+    Raises:
+        ConfigError: tf_data asked of a backend other than TensorFlow.
+    """
+    chosen = config.training.input_pipeline
+    if chosen == "auto":
+        return "tf_data" if backend == "tensorflow" else "arrays"
+    if chosen == "tf_data" and backend != "tensorflow":
+        raise config.error(("training", "input_pipeline"),
+                           f"tf_data feeds the TensorFlow backend only (this run uses {backend}); use auto or arrays")
+    return chosen
+
+
+def steps_per_execution(config: Config, backend: str) -> int:
+    """Training steps per call into the backend: the config's, or for ``auto``
+    :data:`~nnlab.config.AUTO_STEPS_PER_EXECUTION` (1 on PyTorch)."""
+    steps = config.training.steps_per_execution
+    if steps == "auto":
+        return 1 if backend == "torch" else AUTO_STEPS_PER_EXECUTION
+    return int(steps)
+
+
+def configure_execution(model: Any, config: Config) -> None:
+    """Apply ``steps_per_execution`` and ``jit_compile`` to a compiled model.
+
+    Both are read when Keras builds its train and test functions (at the first fit or
+    evaluate), so setting them after ``compile`` is the same as passing them to it.
+    Every call of fit and evaluate on a finite input ends its last execution early
+    at the end of the data, so epochs stay whole whatever the number.
+    """
+    from nnlab.backend import keras
+
+    backend = keras().backend.backend()
+    model.steps_per_execution = steps_per_execution(config, backend)
+    if config.training.jit_compile != "auto":
+        model.jit_compile = config.training.jit_compile  # Keras warns and keeps it off where it cannot be on
+
+
+@dataclass
+class Feed:
+    """The arrays of one run in the form the chosen pipeline feeds.
+
+    Args:
+        kind: ``tf_data`` or ``arrays``.
+        size: the batch size.
+        parts: name (train, validation) -> ``(x, y)``: tensors for tf_data, arrays otherwise.
+    """
+
+    kind: str
+    size: int
+    parts: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, kind: str, size: int, train: tuple[np.ndarray, np.ndarray],
+           validation: tuple[np.ndarray, np.ndarray] | None) -> "Feed":
+        """A feed of the training and (optional) validation arrays.
+
+        For tf_data each array is copied into a tensor here, once; Keras's array path
+        would copy it again at every fit and evaluate call.
+        """
+        feed = cls(kind, size)
+        for name, pair in (("train", train), ("validation", validation)):
+            if pair is not None:
+                feed.parts[name] = tuple(_tensor(a) for a in pair) if kind == "tf_data" else pair
+        return feed
+
+    def fit_arguments(self, *, shuffle: bool, seed: int) -> dict[str, Any]:
+        """Keyword arguments for ``model.fit``: the training data, batch size, shuffle and validation data."""
+        x, y = self.parts["train"]
+        validation = self.parts.get("validation")
+        if self.kind != "tf_data":
+            return {"x": x, "y": y, "batch_size": self.size, "shuffle": shuffle, "validation_data": validation}
+        return {"x": batches(x, y, self.size, shuffle=shuffle, seed=seed), "shuffle": False,
+                "validation_data": None if validation is None else batches(*validation, self.size)}
+
+    def evaluate(self, model: Any, x: Any, y: Any, size: int | None = None) -> dict[str, float]:
+        """The compiled metrics of ``model`` on ``(x, y)``: arrays, or tensors of this feed."""
+        size = size or max(self.size, 256)
+        if self.kind == "tf_data":
+            import tensorflow as tf
+
+            # Arrays seen once (the test rows) are fed slice by slice rather than copied whole into a tensor.
+            data = batches(x, y, size) if tf.is_tensor(x) else slices(x, y, size)
+            result = model.evaluate(data, verbose=0, return_dict=True)
+        else:
+            result = model.evaluate(x, y, batch_size=size, verbose=0, return_dict=True)
+        return {name: float(value) for name, value in result.items()}
+
+    def release(self) -> None:
+        """Drop the tensors (their memory goes back before the test rows are copied in)."""
+        self.parts.clear()
+
+
+def batches(x: Any, y: Any, size: int, *, shuffle: bool = False, seed: int | None = None):
+    """One pass over ``(x, y)`` in ``size``-row batches, as a tf.data pipeline.
+
+    A new iterator (each epoch) reshuffles when ``shuffle``. The rows are gathered
+    from the tensors as each batch is needed, so no second copy of the data is made;
+    two batches are prefetched. tf.data's autotuning is off: its thread pool
+    contends with training for a small machine's cores and can hold the end of a fit
+    for seconds while it winds down.
+
+    Args:
+        x, y: tensors (or arrays, copied into tensors).
+        size: rows per batch; the last batch holds the rest.
+        shuffle: a new order of the rows every pass.
+        seed: the shuffle's seed (None: drawn from the global seed).
+
+    Returns:
+        A finite ``tf.data.Dataset`` of ``(x_batch, y_batch)``.
+    """
+    import tensorflow as tf
+
+    x, y = _tensor(x), _tensor(y)
+    rows = tf.data.Dataset.range(int(x.shape[0]))
+    if shuffle:
+        rows = rows.shuffle(int(x.shape[0]), seed=seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return (rows.batch(size)
+            .map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
+            .prefetch(2)
+            .with_options(options))
+
+
+def slices(x: np.ndarray, y: np.ndarray, size: int):
+    """Consecutive ``size``-row slices of two arrays as a tf.data pipeline, in order.
+
+    Unlike :func:`batches` it makes no tensor of the whole arrays: each slice is a
+    view until TensorFlow copies it in, so feeding a large array once costs one
+    batch of memory rather than a second copy of the array.
+
+    Returns:
+        A finite ``tf.data.Dataset`` of ``(x_batch, y_batch)``.
+    """
+    import tensorflow as tf
+
+    x, y = np.asarray(x), np.asarray(y)
+
+    def pairs():
+        for start in range(0, len(x), size):
+            yield x[start:start + size], y[start:start + size]
+
+    spec = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),
+            tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)))
+    count = -(-len(x) // size)  # told to Keras, which otherwise warns when the generator ends
+    data = tf.data.Dataset.from_generator(pairs, output_signature=spec)
+    return data.apply(tf.data.experimental.assert_cardinality(count)).prefetch(2)
+
+
+def _tensor(array: Any) -> Any:
+    import tensorflow as tf
+
+    return array if tf.is_tensor(array) else tf.constant(array)
