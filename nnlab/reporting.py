@@ -67,23 +67,44 @@ class EpochProgress:
             sys.stdout.flush()
 
 
+def status_style(status: str | None) -> str:
+    """The colour a run's status is printed in."""
+    return {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+
+
+def metrics_table(metrics: dict[str, Any], fmt: Any = None) -> Table | None:
+    """A metric per row, the train, validation and test figures of metrics.json side by side.
+
+    Args:
+        metrics: metrics.json's content.
+        fmt: formats one figure (default: 4 decimals).
+
+    Returns:
+        The table, or None when metrics.json has none of the three parts.
+    """
+    fmt = fmt or _fmt
+    parts = [p for p in ("train", "validation", "test") if isinstance(metrics.get(p), dict) and metrics[p]]
+    if not parts:
+        return None
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("metric")
+    for part in parts:
+        table.add_column(part, justify="right")
+    for name in dict.fromkeys(n for part in parts for n in metrics[part]):
+        table.add_row(name, *(fmt(metrics[part].get(name)) for part in parts))
+    return table
+
+
 def run_summary(metrics: dict[str, Any], run_path: str) -> None:
     """The short summary after a run: status, metrics against the baseline, the folder."""
     status = metrics.get("status")
-    style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+    style = status_style(status)
     console.print(f"[{style}]{status}[/] {metrics.get('name')}: {metrics.get('epochs_run')} epochs "
                   f"in {metrics.get('wall_time_s')} s, {metrics.get('params'):,} parameters")
     if metrics.get("message"):
         console.print(f"[{style}]{metrics['message']}[/]")
-    parts = [p for p in ("train", "validation", "test") if metrics.get(p)]
-    if parts:
-        table = Table(show_header=True, header_style="bold")
-        table.add_column("metric")
-        for part in parts:
-            table.add_column(part, justify="right")
-        names = list(dict.fromkeys(n for part in parts for n in metrics[part]))
-        for name in names:
-            table.add_row(name, *(_fmt(metrics[part].get(name)) for part in parts))
+    table = metrics_table(metrics)
+    if table is not None:
         console.print(table)
     base = metrics.get("baseline")
     if base:
@@ -225,7 +246,7 @@ def kfold_summary(result: Any) -> None:
     test metrics beside the baseline."""
     metrics, summary = result.metrics, result.summary
     status = metrics.get("status")
-    style = {"completed": "green", "interrupted": "yellow"}.get(status, "red")
+    style = status_style(status)
     console.print(f"[{style}]{status}[/] {metrics.get('name')}: {metrics.get('folds_completed')} of "
                   f"{metrics.get('k')} folds in {metrics.get('wall_time_s')} s, {metrics.get('params'):,} parameters")
     if metrics.get("message"):

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from nnlab.compare import STATUS_STYLES, cell, duration, number
 from nnlab.errors import NnlabError
+from nnlab.reporting import metrics_table
 from nnlab.runs import read_history, read_metrics, resolve_run
 
 #: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
@@ -124,18 +125,11 @@ def _text_section(console: Console, title: str, path: Path) -> None:
 
 
 def _metrics_section(console: Console, metrics: dict[str, Any]) -> None:
-    parts = [p for p in ("train", "validation", "test") if isinstance(metrics.get(p), dict) and metrics[p]]
-    if not parts and not metrics.get("baseline"):
+    table = metrics_table(metrics, _fmt)
+    if table is None and not metrics.get("baseline"):
         return
     console.rule("final metrics", align="left")
-    if parts:
-        table = Table(header_style="bold")
-        table.add_column("metric")
-        for part in parts:
-            table.add_column(part, justify="right")
-        names = list(dict.fromkeys(n for part in parts for n in metrics[part]))
-        for name in names:
-            table.add_row(name, *(_fmt(metrics[part].get(name)) for part in parts))
+    if table is not None:
         console.print(table)
     best = metrics.get("best")
     if isinstance(best, dict) and best.get("epoch") is not None:
