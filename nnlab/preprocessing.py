@@ -62,12 +62,12 @@ def multi_hot(sequences: Sequence[Sequence[int]] | np.ndarray, dimension: int, d
         else:  # numpy reads the Python ints straight from the chained lists, no Python step per word
             indices = np.fromiter(itertools.chain.from_iterable(part), dtype=np.int64,
                                   count=int(lengths[start:stop].sum()))
-        if indices.size:
+        # one pass checks both ends: seen as unsigned, a negative index is larger than any width
+        if indices.size and int(indices.view(np.uint64).max()) >= dimension:
             low, high = int(indices.min()), int(indices.max())
-            if low < 0 or high >= dimension:
-                bad = low if low < 0 else high
-                raise DataError(f"word index {bad} does not fit a multi-hot vector of width {dimension} "
-                                "(indices run from 0 to the vocabulary size - 1; check num_words)")
+            bad = low if low < 0 else high
+            raise DataError(f"word index {bad} does not fit a multi-hot vector of width {dimension} "
+                            "(indices run from 0 to the vocabulary size - 1; check num_words)")
         positions = np.repeat(np.arange(start, stop, dtype=np.int64) * dimension, lengths[start:stop])
         positions += indices
         flat_out[positions] = 1
