@@ -115,11 +115,14 @@ class Training(Strict):
     tensorboard: bool = Field(False, description="write TensorBoard logs into the run folder")
     # Performance levers (bench/ measures them; BENCHMARKS.md has the figures). None changes what is
     # computed beyond floating-point rounding and the order of the shuffled batches.
-    input_pipeline: Literal["auto", "tf_data", "arrays"] = Field(
-        "auto", description="how the arrays reach model.fit and evaluate: tf_data, a tf.data pipeline over "
+    input_pipeline: Literal["auto", "tf_data", "device", "arrays"] = Field(
+        "auto", description="how the arrays reach training and evaluation: tf_data, a tf.data pipeline over "
                             "tensors made once (no copy of the arrays per fit or evaluate, no autotuning "
-                            "threads); arrays, Keras's own path for NumPy arrays; auto: tf_data on the "
-                            "TensorFlow backend, arrays on JAX and PyTorch")
+                            "threads; TensorFlow); device, the arrays put on the device once and each epoch "
+                            "run as one compiled call (JAX; steps_per_execution does not apply); arrays, "
+                            "Keras's own path for NumPy arrays; auto: tf_data on TensorFlow, device on JAX "
+                            "(arrays when jit_compile is false or the arrays would not fit the device's "
+                            "memory), arrays on PyTorch")
     steps_per_execution: Union[Annotated[int, Field(ge=1, le=MAX_STEPS_PER_EXECUTION)], Literal["auto"]] = Field(
         "auto", description="training steps run in one call into the backend: fewer round trips through "
                             "Python; per-batch callbacks and Ctrl-C are seen between calls; auto: "

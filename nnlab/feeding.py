@@ -8,7 +8,9 @@ bench/bench_fashion_mnist.py measure them). With ``training.input_pipeline: tf_d
 (the default on the TensorFlow backend) the arrays become tensors once, and each
 pass is a small tf.data pipeline over them: row indices, shuffled anew every epoch
 as fit's own shuffle does, batched, gathered, prefetched, with autotuning off.
-``training.steps_per_execution`` runs many steps per call into the backend.
+``training.steps_per_execution`` runs many steps per call into the backend. On
+JAX, ``device`` (:mod:`nnlab.device_loop`) puts the arrays on the device once and
+runs each epoch as one compiled call.
 
 The batches hold the same rows as Keras's (every row once per epoch, the last
 batch partial); only the order of the shuffled rows differs.
@@ -25,17 +27,23 @@ from nnlab.config import AUTO_STEPS_PER_EXECUTION, Config
 
 
 def pipeline(config: Config, backend: str) -> str:
-    """``tf_data`` or ``arrays``: the config's ``training.input_pipeline`` on this backend.
+    """``tf_data``, ``device`` or ``arrays``: the config's ``training.input_pipeline`` on this backend.
 
     Raises:
-        ConfigError: tf_data asked of a backend other than TensorFlow.
+        ConfigError: tf_data asked of a backend other than TensorFlow, or device of one
+            other than JAX or with jit_compile off.
     """
     chosen = config.training.input_pipeline
+    jit_off = config.training.jit_compile is False
     if chosen == "auto":
-        return "tf_data" if backend == "tensorflow" else "arrays"
+        return {"tensorflow": "tf_data", "jax": "arrays" if jit_off else "device"}.get(backend, "arrays")
     if chosen == "tf_data" and backend != "tensorflow":
         raise config.error(("training", "input_pipeline"),
                            f"tf_data feeds the TensorFlow backend only (this run uses {backend}); use auto or arrays")
+    if chosen == "device" and (backend != "jax" or jit_off):
+        reason = f"this run uses {backend}" if backend != "jax" else "training.jit_compile is false"
+        raise config.error(("training", "input_pipeline"),
+                           f"device runs compiled epochs on the JAX backend only ({reason}); use auto or arrays")
     return chosen
 
 
@@ -69,7 +77,7 @@ class Feed:
     """The arrays of one run in the form the chosen pipeline feeds.
 
     Args:
-        kind: ``tf_data`` or ``arrays``.
+        kind: ``tf_data``, ``device`` or ``arrays``.
         size: the batch size.
         parts: name (train, validation) -> ``(x, y)``: tensors for tf_data, arrays otherwise.
     """
@@ -84,8 +92,15 @@ class Feed:
         """A feed of the training and (optional) validation arrays.
 
         For tf_data each array is copied into a tensor here, once; Keras's array path
-        would copy it again at every fit and evaluate call.
+        would copy it again at every fit and evaluate call. A device feed whose arrays
+        would not fit the accelerator's memory becomes an arrays feed (``kind`` tells
+        which was used).
         """
+        if kind == "device":
+            from nnlab.device_loop import fits_on_device
+
+            if not fits_on_device(*train, *(validation or ())):
+                kind = "arrays"
         feed = cls(kind, size)
         for name, pair in (("train", train), ("validation", validation)):
             if pair is not None:
@@ -100,6 +115,23 @@ class Feed:
             return {"x": x, "y": y, "batch_size": self.size, "shuffle": shuffle, "validation_data": validation}
         return {"x": batches(x, y, self.size, shuffle=shuffle, seed=seed), "shuffle": False,
                 "validation_data": None if validation is None else batches(*validation, self.size)}
+
+    def fit(self, model: Any, *, epochs: int, callbacks: list[Any], shuffle: bool, seed: int,
+            initial_epoch: int = 0) -> Any:
+        """Train ``model`` on this feed: ``model.fit``, or for a device feed one compiled call per epoch.
+
+        Returns:
+            The fit's ``keras.callbacks.History``.
+        """
+        if self.kind == "device":
+            from nnlab import device_loop
+
+            x, y = self.parts["train"]
+            return device_loop.fit(model, x, y, batch_size=self.size, epochs=epochs,
+                                   validation_data=self.parts.get("validation"), shuffle=shuffle, seed=seed,
+                                   callbacks=callbacks, initial_epoch=initial_epoch)
+        return model.fit(**self.fit_arguments(shuffle=shuffle, seed=seed), epochs=epochs, verbose=0,
+                         callbacks=callbacks, initial_epoch=initial_epoch)
 
     def evaluate(self, model: Any, x: Any, y: Any, size: int | None = None) -> dict[str, float]:
         """The compiled metrics of ``model`` on ``(x, y)``: arrays, or tensors of this feed."""

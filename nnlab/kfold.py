@@ -250,9 +250,10 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
     measured as one batch (:func:`validation_callback`). The updates are the same
     as those of fit on arrays; only the order of the shuffled batches differs.
 
-    tf.data and steps_per_execution are TensorFlow's: on another Keras backend (JAX,
-    PyTorch) this is model.fit on the arrays, with the same batch size, shuffle,
-    callbacks and history.
+    tf.data and steps_per_execution are TensorFlow's. On JAX each epoch is one
+    compiled call over the arrays put on the device once (:mod:`nnlab.device_loop`);
+    on PyTorch (or JAX with ``input_pipeline: arrays``) this is model.fit on the
+    arrays, with the same batch size, shuffle, callbacks and history.
 
     Args:
         config: the validated config (batch size, shuffle, early stopping).
@@ -293,6 +294,11 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
     if tensorflow:
         model.fit(batches(x, y, size, shuffle=config.training.shuffle, seed=seed), epochs=epochs,
                   steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=callbacks)
+    elif uses_device_loop(config, x, y):
+        from nnlab import device_loop
+
+        device_loop.fit(model, x, y, batch_size=size, epochs=epochs, shuffle=config.training.shuffle, seed=seed,
+                        callbacks=callbacks)
     else:  # fit's own shuffle draws from the seeded global generators
         model.fit(x, y, batch_size=size, epochs=epochs, shuffle=config.training.shuffle, verbose=0,
                   callbacks=callbacks)
@@ -304,6 +310,19 @@ def uses_tf_data() -> bool:
     from nnlab.backend import keras
 
     return keras().backend.backend() == "tensorflow"
+
+
+def uses_device_loop(config: Config, x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether :func:`fit` runs each epoch as one compiled call on the device (JAX; see nnlab.device_loop)."""
+    from nnlab.backend import keras
+    from nnlab.feeding import pipeline
+
+    backend = keras().backend.backend()
+    if backend != "jax" or pipeline(config, backend) != "device":
+        return False
+    from nnlab.device_loop import fits_on_device
+
+    return fits_on_device(x, y)
 
 
 def steps_per_execution(steps: int, cap: int = MAX_STEPS_PER_EXECUTION) -> int:

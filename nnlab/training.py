@@ -323,10 +323,11 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
                 # The arrays as the chosen input pipeline feeds them (for tf_data, tensors made once here).
                 feed = Feed.of(pipeline(config, keras().backend.backend()), size, (data.x_train, data.y_train),
                                data.validation)
+                metrics["input_pipeline"] = feed.kind
                 # A resumed run's shuffle continues from another seed, as its global seed does.
-                model.fit(**feed.fit_arguments(shuffle=config.training.shuffle, seed=config.seed + initial_epoch),
-                          epochs=config.training.epochs, verbose=0, callbacks=callbacks,
-                          initial_epoch=initial_epoch)
+                feed.fit(model, epochs=config.training.epochs, callbacks=callbacks,
+                         shuffle=config.training.shuffle, seed=config.seed + initial_epoch,
+                         initial_epoch=initial_epoch)
             if guard.diverged_at is not None:
                 metrics.update(status="diverged", message=f"the loss became NaN or infinite in epoch "
                                                           f"{guard.diverged_at}; lower the learning rate")

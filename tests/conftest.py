@@ -40,6 +40,13 @@ def write_config(tmp_path):
     return write
 
 
+def only_run(runs: Path) -> Path:
+    """The one run folder under ``runs`` (fails the test if there is not exactly one)."""
+    folders = [p for p in runs.iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
 def run_nnlab(*args, cwd=None, env=None, **kwargs):
     """Run ``python -m nnlab ARGS`` in a subprocess."""
     import subprocess

@@ -18,15 +18,9 @@ from nnlab import backend
 from nnlab.config import config_from_text
 from nnlab.errors import ConfigError, NnlabError
 
-from conftest import SPIRAL, run_nnlab
+from conftest import SPIRAL, only_run, run_nnlab
 
 BACKENDS = ["tensorflow", "jax", "torch"]
-
-
-def only_run(runs: Path) -> Path:
-    folders = [p for p in runs.iterdir() if p.is_dir()]
-    assert len(folders) == 1, folders
-    return folders[0]
 
 
 def test_the_default_backend_is_tensorflow_and_the_others_are_accepted():
@@ -116,6 +110,7 @@ def test_train_on_each_installed_backend_records_it_in_env_json(name, cli, write
     assert set(env["gpus"]) <= set(env["devices"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 2
+    assert metrics["input_pipeline"] == {"tensorflow": "tf_data", "jax": "device", "torch": "arrays"}[name]
     assert "backend: " + name in (run / "config.yaml").read_text()
 
 

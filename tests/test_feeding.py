@@ -54,7 +54,9 @@ def test_batches_without_shuffle_and_slices_keep_the_order():
 def test_pipeline_and_steps_per_execution_follow_the_backend():
     config = config_from_text(SPIRAL)
     assert pipeline(config, "tensorflow") == "tf_data"
-    assert pipeline(config, "jax") == pipeline(config, "torch") == "arrays"
+    assert pipeline(config, "jax") == "device" and pipeline(config, "torch") == "arrays"
+    no_jit = config_from_text(SPIRAL, overrides=["training.jit_compile=false"])
+    assert pipeline(no_jit, "jax") == "arrays", "the device loop is a compiled loop"
     assert steps_per_execution(config, "tensorflow") == steps_per_execution(config, "jax") == AUTO_STEPS_PER_EXECUTION
     assert steps_per_execution(config, "torch") == 1
     assert steps_per_execution(config_from_text(SPIRAL, overrides=["training.steps_per_execution=5"]), "jax") == 5
@@ -64,10 +66,31 @@ def test_pipeline_and_steps_per_execution_follow_the_backend():
     with pytest.raises(ConfigError) as err:
         pipeline(tf_data, "jax")
     assert err.value.key == "training.input_pipeline" and "TensorFlow backend only" in err.value.message
+    device = config_from_text(SPIRAL, overrides=["training.input_pipeline=device"])
+    assert pipeline(device, "jax") == "device"
+    for refused, backend, reason in ((device, "tensorflow", "this run uses tensorflow"),
+                                     (device, "torch", "this run uses torch"),
+                                     (config_from_text(SPIRAL, overrides=["training.input_pipeline=device",
+                                                                          "training.jit_compile=false"]),
+                                      "jax", "jit_compile is false")):
+        with pytest.raises(ConfigError) as err:
+            pipeline(refused, backend)
+        assert err.value.key == "training.input_pipeline" and reason in err.value.message
+
+
+def test_a_device_feed_that_would_not_fit_the_device_uses_the_arrays(monkeypatch):
+    import nnlab.device_loop
+
+    x, y = np.zeros((10, 3), np.float32), np.zeros(10, np.int64)
+    monkeypatch.setattr(nnlab.device_loop, "fits_on_device", lambda *arrays: False)
+    feed = Feed.of("device", 4, (x, y), None)
+    assert feed.kind == "arrays" and feed.parts["train"][0] is x
+    monkeypatch.setattr(nnlab.device_loop, "fits_on_device", lambda *arrays: len(arrays) == 4)
+    assert Feed.of("device", 4, (x, y), (x, y)).kind == "device", "train and validation arrays are counted"
 
 
 @pytest.mark.parametrize("override, message", [
-    ("training.input_pipeline=fast", "'auto', 'tf_data' or 'arrays'"),
+    ("training.input_pipeline=fast", "'auto', 'tf_data', 'device' or 'arrays'"),
     ("training.steps_per_execution=0", "whole number from 1"),
     ("training.steps_per_execution=2.5", "whole number from 1"),
     ("training.jit_compile=maybe", "true, false or auto"),

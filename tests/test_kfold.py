@@ -17,6 +17,8 @@ from nnlab import kfold
 from nnlab.config import config_from_text
 from nnlab.errors import NnlabError
 
+from conftest import only_run
+
 DIABETES = """
 name: tiny_diabetes
 seed: 3
@@ -47,12 +49,6 @@ metrics: [accuracy]
 training: {epochs: 3, batch_size: 64}
 kfold: {k: 3, shuffle: true, monitor: val_accuracy}
 """
-
-
-def only_run(runs: Path) -> Path:
-    folders = [p for p in runs.iterdir() if p.is_dir()]
-    assert len(folders) == 1, folders
-    return folders[0]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

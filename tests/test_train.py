@@ -16,13 +16,7 @@ import yaml
 
 from nnlab.runfolder import RunFolder
 
-from conftest import REPO, SPIRAL, run_nnlab
-
-
-def only_run(runs: Path) -> Path:
-    folders = [p for p in runs.iterdir() if p.is_dir()]
-    assert len(folders) == 1, folders
-    return folders[0]
+from conftest import REPO, SPIRAL, only_run, run_nnlab
 
 
 def test_spiral_run_folder_holds_every_file(cli, write_config, tmp_path):
