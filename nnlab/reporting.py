@@ -13,6 +13,11 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+def format_seconds(seconds: float) -> str:
+    """An epoch's duration: ``1.23s``, or milliseconds below a tenth of a second (``4.1ms``)."""
+    return f"{seconds:.2f}s" if seconds >= 0.1 else f"{seconds * 1000:.1f}ms"
+
+
 def format_logs(logs: dict[str, float]) -> str:
     """``loss 0.3120  accuracy 0.8810  val_loss ...``: loss first, validation last."""
     order = sorted(logs, key=lambda k: (k.startswith("val_"), k.removeprefix("val_") != "loss"))
@@ -62,7 +67,7 @@ class EpochProgress:
         every = max(1, epochs // self.max_lines)
         if epoch == 1 or epoch == epochs or epoch % every == 0 or now - self._last_print > 30:
             self._last_print = now
-            console.print(f"{self.label} epoch {epoch}/{epochs} ({seconds:.2f}s)  {format_logs(logs)}",
+            console.print(f"{self.label} epoch {epoch}/{epochs} ({format_seconds(seconds)})  {format_logs(logs)}",
                           soft_wrap=True)
             sys.stdout.flush()
 
