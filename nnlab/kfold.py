@@ -502,8 +502,10 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
     """
     from nnlab.backend import use_backend
     from nnlab.datasets.loading import load_dataset
+    from nnlab.feeding import pipeline
 
     use_backend(config.backend, source=config.source)
+    pipeline(config, config.backend)  # refuses a pipeline the backend cannot run before anything is written
     settings = config.kfold
     k = settings.k
     try:

@@ -365,3 +365,12 @@ def test_config_fields_are_validated():
     with pytest.raises(NnlabError, match="kfold.smoothing"):
         config_from_text(DIABETES, overrides=["kfold.smoothing=1.5"])
     assert config_from_text(DIABETES, overrides=["kfold.smoothing=0.9"]).kfold.smoothing == 0.9
+
+
+def test_a_pipeline_the_backend_cannot_run_is_refused_before_any_fold(cli, tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(DIABETES)
+    result = cli("kfold", path, "--runs-dir", tmp_path / "runs", "--set", "training.input_pipeline=device")
+    assert result.exit_code == 2, result.output
+    assert "training.input_pipeline" in result.output and "JAX backend only" in result.output
+    assert not (tmp_path / "runs").exists()
