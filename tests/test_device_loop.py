@@ -136,3 +136,34 @@ def test_train_and_kfold_on_jax_use_the_device_loop(write_config, tmp_path):
     result = json.loads((only_run(folds) / "kfold.json").read_text())
     assert [(f["status"], f["epochs_run"]) for f in result["folds"]] == [("completed", 5)] * 2
     assert all(0.0 <= f["validation"]["accuracy"] <= 1.0 for f in result["folds"])
+
+
+def test_an_interrupted_jax_run_resumes_to_where_an_uninterrupted_one_ends(tmp_path):
+    """Ctrl-C between compiled epochs keeps the last whole epoch; resuming continues on the device loop."""
+    out = run_on_jax(f"""
+import json, signal
+from nnlab import training
+from nnlab.config import config_from_text
+from nnlab.interrupts import Interrupted
+
+text = {SPIRAL!r}.replace("epochs: 5", "epochs: 6") + "backend: jax\\n"
+
+def stop_at_3(done, epochs, logs, seconds):
+    if done == 3:
+        raise Interrupted(signal.SIGINT)
+
+whole = training.train(config_from_text(text, "exp.yaml"), runs_dir={str(tmp_path / "whole")!r})
+stopped = training.train(config_from_text(text, "exp.yaml"), runs_dir={str(tmp_path / "stopped")!r},
+                         report=stop_at_3)
+stopped_metrics = dict(stopped.metrics)
+resumed = training.resume(stopped.run.path)
+print(json.dumps({{"stopped": [stopped.exit_code, stopped_metrics["status"], stopped_metrics["checkpoint_epoch"]],
+                   "resumed": [resumed.exit_code, resumed.metrics["status"], resumed.metrics["epochs_run"],
+                               resumed.metrics["input_pipeline"]],
+                   "loss": [whole.history["loss"], resumed.history["loss"]]}}))
+""", tmp_path)
+    assert out["stopped"] == [130, "interrupted", 3]
+    assert out["resumed"] == [0, "completed", 6, "device"]
+    whole, resumed = out["loss"]
+    assert len(resumed) == 6
+    np.testing.assert_allclose(resumed, whole, rtol=1e-5)  # full-batch training repeats exactly across the stop
