@@ -16,7 +16,6 @@ from typing import Any
 
 from nnlab.backend import keras
 from nnlab.config import Config
-from nnlab.errors import ConfigError
 from nnlab.suggestions import unknown_name_message
 
 # Where a nested class name is looked for, by the keyword it is given to.

@@ -28,7 +28,7 @@ import numpy as np
 
 from nnlab.config import Config, config_from_dict
 from nnlab.errors import ConfigError, NnlabError
-from nnlab.executors import Executor, LocalExecutor
+from nnlab.executors import Executor
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.runfolder import RunFolder, atomic_write, utc_now
 from nnlab.yamlfile import parse_yaml

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import zipfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field
