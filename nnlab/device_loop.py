@@ -12,8 +12,9 @@ are the same as fit's on the same batches (every row once per epoch, the last
 batch partial); only the order of the shuffled rows differs.
 
 Callbacks see what they see from fit with ``steps_per_execution`` as large as an
-epoch: ``on_train_batch_end`` once per epoch, with the epoch's logs, and the
-model's variables up to date at every epoch's end.
+epoch: ``on_train_batch_begin`` and ``on_train_batch_end`` once per epoch (the
+latter with the epoch's logs), and the model's variables up to date at every
+epoch's end.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def fit(model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int, epochs: in
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
         order = order_rng.permutation(rows) if shuffle else np.arange(rows)
+        callback_list.on_train_batch_begin(0)
         state = _state(model, optimizer=True)  # read anew: a callback may have set the weights
         for part in _batches(order, size):
             state = train_epoch(state, *train_data, jnp.asarray(part))
