@@ -47,6 +47,17 @@ def pipeline(config: Config, backend: str) -> str:
     return chosen
 
 
+def feed_kind(kind: str, *arrays: np.ndarray) -> str:
+    """The kind a feed of ``arrays`` uses: ``kind``, except that a device feed whose
+    arrays would not fit the accelerator's memory becomes an arrays feed."""
+    if kind == "device":
+        from nnlab.device_loop import fits_on_device
+
+        if not fits_on_device(*arrays):
+            return "arrays"
+    return kind
+
+
 def steps_per_execution(config: Config, backend: str) -> int:
     """Training steps per call into the backend: the config's, or for ``auto``
     :data:`~nnlab.config.AUTO_STEPS_PER_EXECUTION` (1 on PyTorch)."""
@@ -96,12 +107,7 @@ class Feed:
         would not fit the accelerator's memory becomes an arrays feed (``kind`` tells
         which was used).
         """
-        if kind == "device":
-            from nnlab.device_loop import fits_on_device
-
-            if not fits_on_device(*train, *(validation or ())):
-                kind = "arrays"
-        feed = cls(kind, size)
+        feed = cls(feed_kind(kind, *train, *(validation or ())), size)
         for name, pair in (("train", train), ("validation", validation)):
             if pair is not None:
                 feed.parts[name] = tuple(_tensor(a) for a in pair) if kind == "tf_data" else pair

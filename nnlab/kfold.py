@@ -315,14 +315,9 @@ def uses_tf_data() -> bool:
 def uses_device_loop(config: Config, x: np.ndarray, y: np.ndarray) -> bool:
     """Whether :func:`fit` runs each epoch as one compiled call on the device (JAX; see nnlab.device_loop)."""
     from nnlab.backend import keras
-    from nnlab.feeding import pipeline
+    from nnlab.feeding import feed_kind, pipeline
 
-    backend = keras().backend.backend()
-    if backend != "jax" or pipeline(config, backend) != "device":
-        return False
-    from nnlab.device_loop import fits_on_device
-
-    return fits_on_device(x, y)
+    return feed_kind(pipeline(config, keras().backend.backend()), x, y) == "device"
 
 
 def steps_per_execution(steps: int, cap: int = MAX_STEPS_PER_EXECUTION) -> int:

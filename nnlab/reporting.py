@@ -100,14 +100,19 @@ def metrics_table(metrics: dict[str, Any], fmt: Any = None) -> Table | None:
     return table
 
 
-def run_summary(metrics: dict[str, Any], run_path: str) -> None:
-    """The short summary after a run: status, metrics against the baseline, the folder."""
+def _status_header(metrics: dict[str, Any], details: str) -> None:
+    """``completed NAME: DETAILS`` in the status's colour, then the run's message if it has one."""
     status = metrics.get("status")
     style = status_style(status)
-    console.print(f"[{style}]{status}[/] {metrics.get('name')}: {metrics.get('epochs_run')} epochs "
-                  f"in {metrics.get('wall_time_s')} s, {metrics.get('params'):,} parameters")
+    console.print(f"[{style}]{status}[/] {metrics.get('name')}: {details}")
     if metrics.get("message"):
         console.print(f"[{style}]{metrics['message']}[/]")
+
+
+def run_summary(metrics: dict[str, Any], run_path: str) -> None:
+    """The short summary after a run: status, metrics against the baseline, the folder."""
+    _status_header(metrics, f"{metrics.get('epochs_run')} epochs in {metrics.get('wall_time_s')} s, "
+                            f"{metrics.get('params'):,} parameters")
     table = metrics_table(metrics)
     if table is not None:
         console.print(table)
@@ -250,12 +255,8 @@ def kfold_summary(result: Any) -> None:
     """After ``nnlab kfold``: a row per fold, mean ± std, the best epoch, and the final model's
     test metrics beside the baseline."""
     metrics, summary = result.metrics, result.summary
-    status = metrics.get("status")
-    style = status_style(status)
-    console.print(f"[{style}]{status}[/] {metrics.get('name')}: {metrics.get('folds_completed')} of "
-                  f"{metrics.get('k')} folds in {metrics.get('wall_time_s')} s, {metrics.get('params'):,} parameters")
-    if metrics.get("message"):
-        console.print(f"[{style}]{metrics['message']}[/]")
+    _status_header(metrics, f"{metrics.get('folds_completed')} of {metrics.get('k')} folds in "
+                            f"{metrics.get('wall_time_s')} s, {metrics.get('params'):,} parameters")
     folds = summary.get("folds") or []
     if folds:
         names = sorted(dict.fromkeys(n for f in folds for n in f["validation"]), key=lambda n: n != "loss")

@@ -87,20 +87,27 @@ class Run:
 
 # -- reading one folder ------------------------------------------------------------------------
 
+def _read_run_file(folder: Path, name: str) -> str:
+    """The text of a run folder's file ``name``.
+
+    Raises:
+        NnlabError: when it is missing or cannot be read (the message says which).
+    """
+    try:
+        return (Path(folder) / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NnlabError(f"has no {name}", source=str(folder)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise NnlabError(f"cannot read {name}: {getattr(err, 'strerror', None) or err}", source=str(folder)) from None
+
+
 def read_metrics(folder: Path) -> dict[str, Any]:
     """metrics.json of a run folder.
 
     Raises:
         NnlabError: when it is missing, truncated or not a JSON object (the message says which).
     """
-    path = Path(folder) / "metrics.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NnlabError("has no metrics.json", source=str(folder)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise NnlabError(f"cannot read metrics.json: {getattr(err, 'strerror', None) or err}",
-                         source=str(folder)) from None
+    text = _read_run_file(folder, "metrics.json")
     try:
         data = json.loads(text)
     except ValueError as err:
@@ -119,13 +126,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     """
     import yaml
 
-    path = Path(folder) / "config.yaml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NnlabError("has no config.yaml", source=str(folder)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise NnlabError(f"cannot read config.yaml: {err}", source=str(folder)) from None
+    text = _read_run_file(folder, "config.yaml")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, C or Python
