@@ -1,4 +1,4 @@
-"""Keras callbacks of nnlab: the per-epoch history file, progress, and divergence."""
+"""Keras callbacks of nnlab: the per-epoch history file, progress, divergence and stop requests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nnlab.backend import keras
+from nnlab.interrupts import raise_pending
 
 _Callback = keras().callbacks.Callback
 
@@ -101,6 +102,16 @@ class DivergenceGuard(_Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged_at = self._epoch + 1
             self.model.stop_training = True
+
+
+class StopCheck(_Callback):
+    """Ends training for a stop signal whose exception was lost (see :func:`nnlab.interrupts.stop_signals`)."""
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        raise_pending()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        raise_pending()
 
 
 class EpochReporter(_Callback):

@@ -25,14 +25,29 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+#: The signal received inside :func:`stop_signals`, until the block ends or :func:`raise_pending` raises it.
+_pending: int | None = None
+
+
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread."""
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
+
+    The handler raises wherever the main thread is, and that can be inside Python code
+    that C code called and whose errors it discards (TensorFlow's eager fast path calls
+    ``TensorShape.__len__`` and drops what it raises): the stop would be lost and
+    training would go on. So the signal is also kept as pending, and
+    :func:`raise_pending`, which the training callbacks call after every batch and
+    epoch, raises it again.
+    """
+    global _pending
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
+        global _pending
+        _pending = signum
         raise Interrupted(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -43,3 +58,13 @@ def stop_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _pending = None
+
+
+def raise_pending() -> None:
+    """Raise :class:`Interrupted` for a stop signal received in :func:`stop_signals` whose
+    exception was swallowed on its way out; nothing when none is pending."""
+    global _pending
+    if _pending is not None:
+        signum, _pending = _pending, None
+        raise Interrupted(signum)

@@ -270,7 +270,7 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
         ``(history_log, divergence_guard, validation_callback or None)``.
     """
     from nnlab.backend import keras
-    from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog
+    from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog, StopCheck
     from nnlab.training import batch_size
 
     k = keras()
@@ -291,6 +291,7 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
         callbacks.append(k.callbacks.EarlyStopping(monitor=stop.monitor, patience=stop.patience,
                                                    min_delta=stop.min_delta,
                                                    restore_best_weights=stop.restore_best_weights))
+    callbacks.append(StopCheck())  # last: a stop ends training after the epoch is recorded
     if tensorflow:
         model.fit(batches(x, y, size, shuffle=config.training.shuffle, seed=seed), epochs=epochs,
                   steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=callbacks)

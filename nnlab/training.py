@@ -139,7 +139,8 @@ def batch_size(config: Config, rows: int) -> int:
 
 def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | None,
                   history: dict[str, list[float]] | None = None):
-    """The callbacks of a fit: history log, divergence guard, progress, early stopping, TensorBoard.
+    """The callbacks of a fit: history log, divergence guard, progress, early stopping, TensorBoard,
+    and the check for a lost stop signal.
 
     Args:
         config: the validated config.
@@ -150,7 +151,7 @@ def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | N
     Returns:
         ``(history_log, divergence_guard, all_callbacks)``.
     """
-    from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog
+    from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog, StopCheck
 
     k = keras()
     log = HistoryLog(run.file("history.csv") if run else None, history)
@@ -165,6 +166,7 @@ def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | N
                                                    restore_best_weights=stop.restore_best_weights))
     if config.training.tensorboard and run is not None:
         callbacks.append(k.callbacks.TensorBoard(log_dir=str(run.path / "tensorboard")))
+    callbacks.append(StopCheck())  # last: a stop ends training after the epoch is recorded
     return log, guard, callbacks
 
 

@@ -157,3 +157,35 @@ def test_twenty_concurrent_trainings_get_twenty_complete_folders(tmp_path, write
     for folder in folders:
         metrics = json.loads((Path(folder) / "metrics.json").read_text())
         assert metrics["status"] == "completed" and (Path(folder) / "model.keras").is_file()
+
+
+def swallow_a_signal_at(epoch: int):
+    """A progress report that gets SIGINT after ``epoch`` and drops the exception, as C code
+    calling back into Python can (TensorFlow's fast path drops what TensorShape.__len__ raises)."""
+
+    def report(done, epochs, logs, seconds):
+        if done == epoch:
+            try:
+                signal.raise_signal(signal.SIGINT)  # the handler runs at once, in this (main) thread
+            except Interrupted:
+                pass
+
+    return report
+
+
+def test_a_stop_signal_whose_exception_was_swallowed_still_stops_the_run(tmp_path):
+    from nnlab import interrupts, training
+
+    with interrupts.stop_signals():
+        with pytest.raises(Interrupted):
+            signal.raise_signal(signal.SIGTERM)
+        with pytest.raises(Interrupted) as stop:
+            interrupts.raise_pending()  # the one above, raised again
+        assert stop.value.exit_code == 143
+        interrupts.raise_pending()  # raised once: nothing pending now
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 50"), "exp.yaml")
+    result = training.train(config, runs_dir=tmp_path, report=swallow_a_signal_at(3))
+    assert result.exit_code == 130
+    metrics = json.loads((result.run.path / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["epochs_run"] == 3 and metrics["checkpoint_epoch"] == 3
+    interrupts.raise_pending()  # the block is over: nothing left pending for later code
