@@ -34,7 +34,7 @@ PluginOption = typer.Option(None, "--plugin", metavar="MODULE",
 def _existing_folder(value: Optional[Path]) -> Optional[Path]:
     """A ``--data-dir`` that is not a folder is refused at once, not after a failed search."""
     if value is not None and not value.is_dir():
-        from nnlab.reporting import err_console
+        from nnlab.views.console import err_console
 
         reason = "is not a folder" if value.exists() else "does not exist"
         err_console.print(f"[bold red]error:[/] --data-dir {value}: {reason}", markup=True, soft_wrap=True,
@@ -69,7 +69,7 @@ def user_errors(command):
         from rich.markup import escape
 
         from nnlab.interrupts import Interrupted
-        from nnlab.reporting import err_console
+        from nnlab.views.console import err_console
 
         try:
             return command(*args, **kwargs)
@@ -112,8 +112,8 @@ def train(
     """Train one experiment and write its run folder under runs/."""
     from nnlab.config import load_config
     from nnlab.plugins import import_plugins
-    from nnlab.reporting import EpochProgress, run_summary
-    from nnlab import training
+    from nnlab.views.console import EpochProgress, run_summary
+    from nnlab.train import run as training
 
     import_plugins(plugin or [])
     if resume is not None:
@@ -154,7 +154,7 @@ def validate(
     """Check a config completely (schema, Keras names, model against its data) without training."""
     from nnlab.config import load_config
     from nnlab.plugins import import_plugins
-    from nnlab.reporting import console
+    from nnlab.views.console import console
     from nnlab.validation import check_config
 
     import_plugins(plugin or [])
@@ -202,8 +202,8 @@ def sweep(
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
-    from nnlab.reporting import sweep_summary, trial_line
-    from nnlab import sweep as sweeps
+    from nnlab.views.console import sweep_summary, trial_line
+    from nnlab.sweep import run as sweeps
 
     if executor not in ("local", "ray"):
         raise NnlabError(f"unknown executor '{executor}' (accepted: local, ray)", source="--executor")
@@ -261,7 +261,7 @@ def compare(
     runs_dir: Path = RunsDirOption,
 ) -> None:
     """List runs as one table; two runs side by side; their curves overlaid."""
-    from nnlab.compare import run_compare
+    from nnlab.views.compare import run_compare
 
     run_compare(paths or [], runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
                 columns=columns, fmt=fmt, plot=plot, metric=metric)
@@ -274,7 +274,7 @@ def show(
     runs_dir: Path = RunsDirOption,
 ) -> None:
     """Show one run: config, model, final metrics with the baseline, epochs, plots."""
-    from nnlab.show import show_run
+    from nnlab.views.show import show_run
 
     show_run(run, runs_dir)
 
@@ -368,8 +368,8 @@ def kfold(
 ) -> None:
     """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model."""
     from nnlab.config import load_config
-    from nnlab.kfold import run_kfold, start_workers
-    from nnlab.reporting import KFoldProgress, kfold_summary
+    from nnlab.kfold.run import run_kfold, start_workers
+    from nnlab.views.console import KFoldProgress, kfold_summary
 
     overrides = _with_backend(backend, list(set_ or []))
     # The options are overrides like --set, so they are validated and recorded the same way.

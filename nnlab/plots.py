@@ -21,7 +21,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    from nnlab.runfolder import atomic_write
+    from nnlab.runs.folder import atomic_write
     import io
 
     buffer = io.BytesIO()

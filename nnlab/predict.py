@@ -1,7 +1,7 @@
 """``nnlab predict RUN``: a trained run's model applied to one test example or to your own input.
 
 The dataset is loaded again through the run's own config.yaml and
-:func:`nnlab.training.prepare`, so the input goes through exactly the
+:func:`nnlab.train.run.prepare`, so the input goes through exactly the
 preprocessing the model was trained with (standardization statistics of the same
 training rows included). Inputs are given in the dataset's raw form (pixel
 values as the dataset stores them, words for text datasets); one example gets
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nnlab.errors import DataError, NnlabError
-from nnlab.runs import read_metrics, resolve_run
+from nnlab.runs.reading import read_metrics, resolve_run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -149,7 +149,7 @@ def _data_of(folder: Path, data_dir):
     """The run's config, its dataset, and the data prepared as the run prepared it."""
     from nnlab.config import load_config
     from nnlab.datasets.loading import load_dataset
-    from nnlab.training import prepare
+    from nnlab.train.run import prepare
 
     config = load_config(folder / "config.yaml", base_dir=folder)
     dataset = load_dataset(config, data_dir)
@@ -397,7 +397,7 @@ def render(result: PredictResult, top: int, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nnlab.compare import number
+    from nnlab.views.compare import number
 
     console = console or Console(highlight=False)
     console.print(f"run {result.folder.name}: {result.source}", soft_wrap=True)

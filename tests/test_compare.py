@@ -17,8 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 from nnlab.cli import app
-from nnlab.compare import Filter, higher_is_better
-from nnlab.runs import INDEX_NAME, collect, flatten, resolve_run
+from nnlab.views.compare import Filter, higher_is_better
+from nnlab.runs.reading import INDEX_NAME, collect, flatten, resolve_run
 
 from conftest import REPO, SPIRAL
 

@@ -1,4 +1,4 @@
-"""nnlab.device_loop: the JAX epoch as one compiled call must train exactly as model.fit does.
+"""nnlab.train.device_loop: the JAX epoch as one compiled call must train exactly as model.fit does.
 
 The training itself runs in a subprocess with KERAS_BACKEND=jax (this process's
 Keras runs on TensorFlow); the pure parts run here.
@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from nnlab.device_loop import _batches
+from nnlab.train.device_loop import _batches
 
 from conftest import SPIRAL, only_run, run_nnlab
 
@@ -34,7 +34,7 @@ MODELS = """
 import json
 import numpy as np
 import keras
-from nnlab import device_loop
+from nnlab.train import device_loop
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=(70, 5)).astype("float32")  # 70 rows in batches of 16: the last batch holds 6
@@ -142,7 +142,7 @@ def test_an_interrupted_jax_run_resumes_to_where_an_uninterrupted_one_ends(tmp_p
     """Ctrl-C between compiled epochs keeps the last whole epoch; resuming continues on the device loop."""
     out = run_on_jax(f"""
 import json, signal
-from nnlab import training
+from nnlab.train import run as training
 from nnlab.config import config_from_text
 from nnlab.interrupts import Interrupted
 

@@ -16,7 +16,7 @@ import pytest
 from nnlab.config import config_from_text
 from nnlab.errors import RunWriteError
 from nnlab.interrupts import Interrupted
-from nnlab.runfolder import atomic_write
+from nnlab.runs.folder import atomic_write
 
 from conftest import SPIRAL
 
@@ -32,7 +32,7 @@ def stop_at(epoch: int):
 
 
 def test_interrupted_run_keeps_a_checkpoint_and_resumes_to_the_end(tmp_path, cli):
-    from nnlab import training
+    from nnlab.train import run as training
 
     config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 6"), "exp.yaml")
     result = training.train(config, runs_dir=tmp_path, report=stop_at(3))
@@ -56,7 +56,7 @@ def test_interrupted_run_keeps_a_checkpoint_and_resumes_to_the_end(tmp_path, cli
 
 
 def test_resume_refuses_a_changed_config_and_finished_runs(tmp_path, cli, write_config):
-    from nnlab import training
+    from nnlab.train import run as training
 
     config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 1"), "exp.yaml")
     run = training.train(config, runs_dir=tmp_path).run.path
@@ -67,7 +67,7 @@ def test_resume_refuses_a_changed_config_and_finished_runs(tmp_path, cli, write_
 
 
 def test_a_failed_write_marks_the_run_failed_with_a_clear_message(tmp_path, monkeypatch):
-    from nnlab import training
+    from nnlab.train import run as training
     import keras
 
     def disk_full(self, *args, **kwargs):
@@ -98,7 +98,7 @@ def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
-    from nnlab import training
+    from nnlab.train import run as training
 
     config = config_from_text(SPIRAL.replace("batch_size: full", "batch_size: 16"), "exp.yaml")
     first = training.train(config, runs_dir=tmp_path / "a").metrics
@@ -174,7 +174,8 @@ def swallow_a_signal_at(epoch: int):
 
 
 def test_a_stop_signal_whose_exception_was_swallowed_still_stops_the_run(tmp_path):
-    from nnlab import interrupts, training
+    from nnlab import interrupts
+    from nnlab.train import run as training
 
     with interrupts.stop_signals():
         with pytest.raises(Interrupted):

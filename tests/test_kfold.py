@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnlab import kfold
+from nnlab.kfold import run as kfold
 from nnlab.config import config_from_text
 from nnlab.errors import NnlabError
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nnlab.cli import app
-from nnlab.show import condensed_epochs
+from nnlab.views.show import condensed_epochs
 
 from conftest import REPO
 

@@ -14,7 +14,7 @@ from nnlab.config import config_from_text
 from nnlab.errors import ConfigError
 from nnlab.executors import LocalExecutor, ProcessExecutor
 from nnlab.interrupts import Interrupted
-from nnlab import sweep
+from nnlab.sweep import run as sweep
 
 from conftest import SPIRAL
 

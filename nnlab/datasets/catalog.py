@@ -222,7 +222,7 @@ def print_catalog(rows: list[CatalogRow]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from nnlab.reporting import console
+    from nnlab.views.console import console
 
     wide = console.width >= 120
     table = Table(show_header=True, header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1),
@@ -247,7 +247,7 @@ def print_example(ex: Example) -> None:
     """What ``nnlab datasets show`` prints."""
     from rich.markup import escape
 
-    from nnlab.reporting import console
+    from nnlab.views.console import console
 
     label = f"{ex.label} ({ex.label_name})" if ex.label_name else str(ex.label)
     console.print(f"[bold]{ex.name}[/] {ex.split} example {ex.index} of {ex.count}: label {escape(label)}")

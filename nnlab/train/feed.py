@@ -9,7 +9,7 @@ bench/bench_fashion_mnist.py measure them). With ``training.input_pipeline: tf_d
 pass is a small tf.data pipeline over them: row indices, shuffled anew every epoch
 as fit's own shuffle does, batched, gathered, prefetched, with autotuning off.
 ``training.steps_per_execution`` runs many steps per call into the backend. On
-JAX, ``device`` (:mod:`nnlab.device_loop`) puts the arrays on the device once and
+JAX, ``device`` (:mod:`nnlab.train.device_loop`) puts the arrays on the device once and
 runs each epoch as one compiled call.
 
 The batches hold the same rows as Keras's (every row once per epoch, the last
@@ -51,7 +51,7 @@ def feed_kind(kind: str, *arrays: np.ndarray) -> str:
     """The kind a feed of ``arrays`` uses: ``kind``, except that a device feed whose
     arrays would not fit the accelerator's memory becomes an arrays feed."""
     if kind == "device":
-        from nnlab.device_loop import fits_on_device
+        from nnlab.train.device_loop import fits_on_device
 
         if not fits_on_device(*arrays):
             return "arrays"
@@ -130,7 +130,7 @@ class Feed:
             The fit's ``keras.callbacks.History``.
         """
         if self.kind == "device":
-            from nnlab import device_loop
+            from nnlab.train import device_loop
 
             x, y = self.parts["train"]
             return device_loop.fit(model, x, y, batch_size=self.size, epochs=epochs,

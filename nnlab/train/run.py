@@ -24,12 +24,12 @@ from nnlab.datasets.base import Dataset
 from nnlab.datasets.loading import load_dataset
 from nnlab.environment import environment
 from nnlab.errors import NnlabError, RunWriteError
-from nnlab.feeding import Feed, configure_execution, pipeline
+from nnlab.train.feed import Feed, configure_execution, pipeline
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.keras_objects import keras_reason
 from nnlab.model import build_model, count_params, summary_text
 from nnlab.preprocessing import Preprocessor
-from nnlab.runfolder import RunFolder, utc_now, write_history_csv
+from nnlab.runs.folder import RunFolder, utc_now, write_history_csv
 
 #: ``report(epoch, epochs, logs, seconds)``, called after every epoch.
 EpochReport = Callable[[int, int, dict[str, float], float], None]
@@ -151,7 +151,7 @@ def fit_callbacks(config: Config, run: RunFolder | None, report: EpochReport | N
     Returns:
         ``(history_log, divergence_guard, all_callbacks)``.
     """
-    from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog, StopCheck
+    from nnlab.train.callbacks import DivergenceGuard, EpochReporter, HistoryLog, StopCheck
 
     k = keras()
     log = HistoryLog(run.file("history.csv") if run else None, history)
@@ -258,7 +258,7 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
         NnlabError: when the folder is not a resumable run.
     """
     from nnlab.config import load_config
-    from nnlab.runfolder import read_history_csv
+    from nnlab.runs.folder import read_history_csv
 
     run = RunFolder(Path(run_dir))
     try:
@@ -311,7 +311,7 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
                     report: EpochReport | None, *, initial_epoch: int = 0,
                     history: dict[str, list[float]] | None = None, previous_seconds: float = 0.0) -> RunResult:
     """model.fit with every outcome recorded honestly in the run folder."""
-    from nnlab.callbacks import LastEpochWeights
+    from nnlab.train.callbacks import LastEpochWeights
 
     size = batch_size(config, len(data.x_train))
     log, guard, callbacks = fit_callbacks(config, run, report, history)

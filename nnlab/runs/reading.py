@@ -406,7 +406,7 @@ class _Index:
         """Write the index atomically if anything changed; a read-only root just goes without one."""
         if not self.changed:
             return
-        from nnlab.runfolder import atomic_write
+        from nnlab.runs.folder import atomic_write
 
         try:
             atomic_write(self.path, json.dumps({"version": INDEX_VERSION, "folders": self.entries},
@@ -602,7 +602,7 @@ def read_history(folder: Path, metric: str | None = None, *, prefer_mean: bool =
     Returns:
         ``{column: values}`` with the ``epoch`` column included; {} when there is none.
     """
-    from nnlab.runfolder import read_history_csv
+    from nnlab.runs.folder import read_history_csv
 
     names = ["history.csv", "history_mean.csv"]
     if prefer_mean:

@@ -30,7 +30,7 @@ from nnlab.config import Config, config_from_dict
 from nnlab.errors import ConfigError, NnlabError
 from nnlab.executors import Executor
 from nnlab.interrupts import Interrupted, stop_signals
-from nnlab.runfolder import RunFolder, atomic_write, utc_now
+from nnlab.runs.folder import RunFolder, atomic_write, utc_now
 from nnlab.yamlfile import parse_yaml
 
 _DISTRIBUTION = re.compile(r"^\s*(uniform|loguniform|randint|choice)\s*\((.*)\)\s*$", re.S)
@@ -306,7 +306,7 @@ def ranked(outcomes: list[TrialOutcome], metric: str) -> list[TrialOutcome]:
 
 def train_trial_here(config: Config, runs_dir: str, data_dir: str | None, tags: dict[str, Any]) -> dict[str, Any]:
     """A trial in this process, writing its run folder directly (the local executor)."""
-    from nnlab.training import train
+    from nnlab.train.run import train
 
     result = train(config, runs_dir=runs_dir, data_dir=data_dir, tags=tags)
     return {"folder": str(result.run.path), "metrics": result.metrics, "exit_code": result.exit_code}
@@ -322,7 +322,7 @@ def train_trial_remote(config_data: dict[str, Any], source: str, data_dir: str |
     Returns:
         ``{"name": folder name, "files": {relative path: bytes}, "metrics": ..., "exit_code": ...}``.
     """
-    from nnlab.training import train
+    from nnlab.train.run import train
 
     config = config_from_dict(config_data, source)
     with tempfile.TemporaryDirectory(prefix="nnlab-trial-") as tmp:
@@ -369,7 +369,7 @@ def kfold_trials(trials: list[Trial], executor: Executor, *, runs_dir: str, data
     Yields:
         ``(position in trials, {"folder", "metrics", "exit_code"} or None, error or None)``, in order.
     """
-    from nnlab.kfold import run_fold, run_kfold
+    from nnlab.kfold.run import run_fold, run_kfold
 
     ahead: dict[int, dict[str, Any]] = {}
     if not executor.in_process:
@@ -561,7 +561,7 @@ def param_columns(outcomes: list[TrialOutcome]) -> tuple[list[str], Callable[[di
     Returns:
         ``(column headers, params -> cells)``.
     """
-    from nnlab.reporting import compact
+    from nnlab.views.console import compact
 
     keys = list(dict.fromkeys(k for o in outcomes for k in o.params))
     if all(set(o.params) == set(keys) for o in outcomes):

@@ -33,7 +33,7 @@ from nnlab.config import Config, config_from_dict
 from nnlab.datasets.base import Dataset
 from nnlab.errors import NnlabError
 from nnlab.interrupts import Interrupted, stop_signals
-from nnlab.runfolder import RunFolder, utc_now, write_history_csv
+from nnlab.runs.folder import RunFolder, utc_now, write_history_csv
 
 #: Validation sets up to this many rows are measured as one batch after each epoch.
 ONE_BATCH_ROWS = 4096
@@ -42,7 +42,7 @@ MAX_STEPS_PER_EXECUTION = 128
 
 
 class FoldReport(Protocol):
-    """What the driver tells a progress display (see :class:`nnlab.reporting.KFoldProgress`)."""
+    """What the driver tells a progress display (see :class:`nnlab.views.console.KFoldProgress`)."""
 
     def fold_started(self, fold: int, k: int, epochs: int) -> None: ...
 
@@ -212,7 +212,7 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
     """
     from nnlab.backend import seed_everything
     from nnlab.model import build_model
-    from nnlab.training import prepare
+    from nnlab.train.run import prepare
 
     clock = time.perf_counter()
     seed_everything(fold_seed(seed, fold), config.training.deterministic)
@@ -251,7 +251,7 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
     as those of fit on arrays; only the order of the shuffled batches differs.
 
     tf.data and steps_per_execution are TensorFlow's. On JAX each epoch is one
-    compiled call over the arrays put on the device once (:mod:`nnlab.device_loop`);
+    compiled call over the arrays put on the device once (:mod:`nnlab.train.device_loop`);
     on PyTorch (or JAX with ``input_pipeline: arrays``) this is model.fit on the
     arrays, with the same batch size, shuffle, callbacks and history.
 
@@ -270,8 +270,8 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
         ``(history_log, divergence_guard, validation_callback or None)``.
     """
     from nnlab.backend import keras
-    from nnlab.callbacks import DivergenceGuard, EpochReporter, HistoryLog, StopCheck
-    from nnlab.training import batch_size
+    from nnlab.train.callbacks import DivergenceGuard, EpochReporter, HistoryLog, StopCheck
+    from nnlab.train.run import batch_size
 
     k = keras()
     size = batch_size(config, len(x))
@@ -296,7 +296,7 @@ def fit(config: Config, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int
         model.fit(batches(x, y, size, shuffle=config.training.shuffle, seed=seed), epochs=epochs,
                   steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=callbacks)
     elif uses_device_loop(config, x, y):
-        from nnlab import device_loop
+        from nnlab.train import device_loop
 
         device_loop.fit(model, x, y, batch_size=size, epochs=epochs, shuffle=config.training.shuffle, seed=seed,
                         callbacks=callbacks)
@@ -314,9 +314,9 @@ def uses_tf_data() -> bool:
 
 
 def uses_device_loop(config: Config, x: np.ndarray, y: np.ndarray) -> bool:
-    """Whether :func:`fit` runs each epoch as one compiled call on the device (JAX; see nnlab.device_loop)."""
+    """Whether :func:`fit` runs each epoch as one compiled call on the device (JAX; see nnlab.train.device_loop)."""
     from nnlab.backend import keras
-    from nnlab.feeding import feed_kind, pipeline
+    from nnlab.train.feed import feed_kind, pipeline
 
     return feed_kind(pipeline(config, keras().backend.backend()), x, y) == "device"
 
@@ -327,12 +327,12 @@ def steps_per_execution(steps: int, cap: int = MAX_STEPS_PER_EXECUTION) -> int:
 
 
 def batches(x: np.ndarray, y: np.ndarray, size: int, *, shuffle: bool, seed: int):
-    """:func:`nnlab.feeding.batches`, repeated without end (a fold's fit counts its steps per epoch).
+    """:func:`nnlab.train.feed.batches`, repeated without end (a fold's fit counts its steps per epoch).
 
     Each pass has ``ceil(len(x) / size)`` batches, the last one partial, as fit on
     arrays has, reshuffled each pass when ``shuffle``.
     """
-    from nnlab.feeding import batches as one_pass
+    from nnlab.train.feed import batches as one_pass
 
     return one_pass(x, y, size, shuffle=shuffle, seed=seed).repeat()
 
@@ -408,7 +408,7 @@ def pick_best_epoch(curve: list[float] | np.ndarray, monitor: str, smoothing: fl
         ``{"monitor", "epoch" (1-based), "value" (the mean at that epoch), "smoothing",
         "smoothed_value"}``, or None when the curve is empty or all NaN.
     """
-    from nnlab.training import best_epoch
+    from nnlab.train.run import best_epoch
 
     curve = np.asarray(curve, dtype=float)
     if not len(curve) or np.all(np.isnan(curve)):
@@ -498,7 +498,7 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
     """
     from nnlab.backend import use_backend
     from nnlab.datasets.loading import load_dataset
-    from nnlab.feeding import pipeline
+    from nnlab.train.feed import pipeline
 
     use_backend(config.backend, source=config.source)
     pipeline(config, config.backend)  # refuses a pipeline the backend cannot run before anything is written
@@ -527,7 +527,7 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                     report: FoldReport | None, argv: list[str] | None, tags: dict[str, Any] | None) -> KFoldResult:
     """The part of :func:`run_kfold` from the model check on: the folder, the folds, the summary."""
     from nnlab.environment import environment
-    from nnlab.training import _writing
+    from nnlab.train.run import _writing
 
     settings = config.kfold
     k, n = settings.k, len(dataset.y_train)
@@ -625,7 +625,7 @@ def _check_model(config: Config, dataset: Dataset, split: tuple[np.ndarray, np.n
     from nnlab.keras_objects import keras_reason
     from nnlab.model import build_model, count_params, summary_text
     from nnlab.suggestions import unknown_name_message
-    from nnlab.training import prepare
+    from nnlab.train.run import prepare
 
     seed_everything(config.seed, config.training.deterministic)
     data = prepare(config, dataset, *split)
@@ -930,7 +930,7 @@ def _final_model(config: Config, dataset: Dataset, summary: dict[str, Any], run:
     from nnlab.baselines import baseline
     from nnlab.keras_objects import keras_reason
     from nnlab.model import build_model
-    from nnlab.training import batch_size, draw_plots, evaluate, prepare
+    from nnlab.train.run import batch_size, draw_plots, evaluate, prepare
 
     epochs = summary["best"]["epoch"]
     metrics["final_epochs"] = epochs

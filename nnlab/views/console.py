@@ -140,7 +140,7 @@ def trial_line(outcome: Any, total: int) -> None:
 
 def sweep_summary(result: Any) -> None:
     """The ranked trials of a sweep as a table, then the sweep folder."""
-    from nnlab.sweep import metric_note, metric_value, param_columns
+    from nnlab.sweep.run import metric_note, metric_value, param_columns
 
     headers, cells = param_columns(result.outcomes)
     table = Table(title=f"trials ranked by {result.metric}", header_style="bold")

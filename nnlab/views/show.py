@@ -17,10 +17,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nnlab.compare import STATUS_STYLES, cell, duration, number
+from nnlab.views.compare import STATUS_STYLES, cell, duration, number
 from nnlab.errors import NnlabError
-from nnlab.reporting import metrics_table
-from nnlab.runs import read_history, read_metrics, resolve_run
+from nnlab.views.console import metrics_table
+from nnlab.runs.reading import read_history, read_metrics, resolve_run
 
 #: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
 EPOCH_ROWS = 12

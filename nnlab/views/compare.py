@@ -1,6 +1,6 @@
 """``nnlab compare``: many runs as one table; two runs side by side; their curves overlaid.
 
-Rows come from :mod:`nnlab.runs` (metrics.json summaries, cached in an index);
+Rows come from :mod:`nnlab.runs.reading` (metrics.json summaries, cached in an index);
 config.yaml is read only when a config key is filtered, sorted or shown on.
 This module imports neither TensorFlow nor Keras, nor NumPy or matplotlib unless
 ``--plot`` asks for a figure, so that listing thousands of runs starts at once.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from nnlab.errors import NnlabError
-from nnlab.runs import BASELINE_ALIASES, Run, RunSet, canonical_key, collect, read_history
+from nnlab.runs.reading import BASELINE_ALIASES, Run, RunSet, canonical_key, collect, read_history
 
 FORMATS = ("table", "csv", "json", "markdown")
 #: Above this many rows the table is laid out directly: rich takes about 2 ms a row.
@@ -299,7 +299,7 @@ def duration(seconds: float) -> str:
 
 
 def _short(value: Any) -> str:
-    from nnlab.reporting import compact
+    from nnlab.views.console import compact
 
     return compact(value)
 
@@ -396,7 +396,7 @@ def render_csv(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> N
 
 def render_json(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
     """A JSON list of row objects with the given columns (NaN and infinities as null)."""
-    from nnlab.runfolder import to_json
+    from nnlab.runs.folder import to_json
 
     out.write(to_json([{c: row.get(c) for c in columns} for row in rows]))
 
