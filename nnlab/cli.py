@@ -204,6 +204,8 @@ def sweep(
     from nnlab.plugins import import_plugins
     from nnlab.views.console import sweep_summary, trial_line
     from nnlab.sweep import run as sweeps
+    from nnlab.sweep.ranking import sweep_direction, sweep_metric
+    from nnlab.sweep.space import build_trials, space_of
 
     if executor not in ("local", "ray"):
         raise NnlabError(f"unknown executor '{executor}' (accepted: local, ray)", source="--executor")
@@ -218,9 +220,10 @@ def sweep(
 
     use_backend(base.backend, source=base.source)  # before the workers start: they inherit it
     kfold = kfold or (base.sweep is not None and base.sweep.kfold)
-    space = sweeps.space_of(base, grid or [], param or [], random)
-    metric = sweeps.sweep_metric(base, metric, kfold)
-    trials = sweeps.build_trials(base, space.points(base.seed))
+    space = space_of(base, grid or [], param or [], random)
+    metric = sweep_metric(base, metric, kfold)
+    sweep_direction(base, metric)  # a metric whose direction nothing can tell is refused before any trial
+    trials = build_trials(base, space.points(base.seed))
     with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
         result = sweeps.run_sweep(base, trials, pool, runs_dir=runs_dir, data_dir=data_dir, metric=metric,
                                   executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
@@ -368,7 +371,8 @@ def kfold(
 ) -> None:
     """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model."""
     from nnlab.config import load_config
-    from nnlab.kfold.run import run_kfold, start_workers
+    from nnlab.executors import make_executor
+    from nnlab.kfold.run import run_kfold
     from nnlab.views.console import KFoldProgress, kfold_summary
 
     overrides = _with_backend(backend, list(set_ or []))
@@ -376,23 +380,19 @@ def kfold(
     for key, value in (("kfold.k", k), ("training.epochs", epochs), ("kfold.shuffle", shuffle)):
         if value is not None:
             overrides.append(f"{key}={str(value).lower()}")
-    # Started before the config is read (which imports Keras): their TensorFlow start-up overlaps ours.
-    workers = start_workers(jobs, k)
-    try:
+    # Started before the config is read (which imports Keras): the workers' TensorFlow start-up overlaps ours.
+    with make_executor("local", jobs=min(jobs, k) if k else jobs, driver_helps=True) as pool:
         cfg = load_config(config, overrides)
         from nnlab.backend import use_backend
 
         use_backend(cfg.backend, source=cfg.source)
         start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
-                                  argv=sys.argv, workers=workers)
+                                  argv=sys.argv, executor=pool)
         if quiet or json_output:
             result = start()
         else:
             with KFoldProgress(cfg.name) as progress:
                 result = start(report=progress)
-    finally:
-        if workers is not None:
-            workers.stop()  # after a refusal too
     if json_output:
         typer.echo(json.dumps(result.metrics, indent=2))
     elif quiet:

@@ -96,6 +96,8 @@ class EarlyStopping(Strict):
     patience: Annotated[int, Field(ge=0)] = 5
     min_delta: Annotated[float, Field(ge=0)] = 0.0
     restore_best_weights: bool = True
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="whether the monitor should fall (min) or rise (max); auto: Keras asks the metric")
 
 
 class Training(Strict):
@@ -177,6 +179,9 @@ class KFold(Strict):
                          "is picked (the lesson uses 0.9); 0 picks from the raw curve")
     skip_first_epochs: Annotated[int, Field(ge=0)] = Field(
         10, description="epochs left out of the second k-fold plot (their scale hides the rest)")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="whether the best epoch has the lowest (min) or highest (max) monitor; auto: "
+                            "Keras's metric says, else its name (see nnlab.metric_names)")
 
     @field_validator("monitor")
     @classmethod
@@ -206,6 +211,9 @@ class Sweep(Strict):
     metric: str | None = Field(None, description="what ranks the trials, e.g. val_accuracy or test_loss "
                                                  "(default: val_loss, or test_loss without validation)")
     kfold: bool = Field(False, description="run every trial as a k-fold validation")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="whether the best trial has the lowest (min) or highest (max) metric; auto: "
+                            "Keras's metric says, else its name (see nnlab.metric_names)")
 
 
 class ModelConfig(Strict):
@@ -322,12 +330,11 @@ class Config(Strict):
         """A ConfigError pointing at ``key`` (a path such as ``("model", "layers", 1)``)."""
         return _error_at(key, message, self._source, self._document, self._overrides)
 
-    def with_overrides(self, overrides: list[str], source: str | None = None) -> "Config":
+    def with_overrides(self, overrides: list[str]) -> "Config":
         """This config's document validated again with more ``key=value`` overrides.
 
         Args:
-            overrides: applied after the config's own.
-            source: label for errors in the new overrides (default: ``--set``).
+            overrides: applied after the config's own (errors name them as ``--set``).
 
         Returns:
             The new config.

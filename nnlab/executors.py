@@ -3,6 +3,11 @@
 A task is a picklable module-level function and its picklable arguments; it returns
 plain data (histories, metrics, file contents) and writes nothing the driver needs,
 so workers need no shared filesystem. Results come back as tasks finish.
+
+One pool serves ``nnlab kfold --jobs`` and ``nnlab sweep --jobs``: :class:`ProcessExecutor`.
+Its workers start at once and import TensorFlow while the driver is still reading
+the config; with ``driver_helps`` the driver takes tasks too whenever every worker
+is busy, so N jobs cost N - 1 extra TensorFlow start-ups, not N.
 """
 
 from __future__ import annotations
@@ -13,9 +18,6 @@ import os
 from typing import Any, Callable, Iterable, Iterator
 
 from nnlab.errors import NnlabError
-
-EXECUTORS = ("local", "process", "ray")
-
 
 def worker_threads(jobs: int) -> int:
     """Threads per worker so that ``jobs`` workers share this machine's cores."""
@@ -34,6 +36,10 @@ def limit_threads(threads: int) -> None:
 
 
 def _worker_init(threads: int) -> None:
+    """A worker process's start: its share of the cores, then Keras (and TensorFlow) imported."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the driver handles it
     limit_threads(threads)
     from nnlab.backend import keras
 
@@ -65,8 +71,16 @@ class Executor:
     def cancel(self, handles: Iterable[Any]) -> None:
         """Give up tasks not started yet (those running may finish)."""
 
-    def run(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[tuple[int, Any, BaseException | None]]:
-        """Submit every task, then yield ``(index, result, error)`` as each finishes."""
+    def run(self, fn: Callable[..., Any], tasks: list[tuple],
+            here: Callable[[int, tuple], Any] | None = None) -> Iterator[tuple[int, Any, BaseException | None]]:
+        """Submit every task, then yield ``(index, result, error)`` as each finishes.
+
+        Args:
+            fn: the task function (module-level, picklable).
+            tasks: its argument tuples.
+            here: how a task runs when it runs in this process (``here(index, args)``, e.g. with live
+                progress); default ``fn(*args)``. Executors whose tasks run elsewhere ignore it.
+        """
         yield from self.gather([self.submit(fn, args) for args in tasks])
 
     def close(self) -> None:
@@ -89,24 +103,50 @@ class LocalExecutor(Executor):
 
     def gather(self, handles):
         for i, (fn, args) in enumerate(handles):
-            try:
-                yield i, fn(*args), None
-            except Exception as err:  # one task's failure is recorded; the others go on
-                yield i, None, err
+            yield (i, *_call(fn, args))
+
+    def run(self, fn, tasks, here=None):
+        for i, args in enumerate(tasks):
+            yield (i, *_call(here or fn, (i, args) if here else args))
+
+
+def _call(fn: Callable[..., Any], args: tuple) -> tuple[Any, BaseException | None]:
+    """``(fn(*args), None)``, or ``(None, error)``: one task's failure is recorded; the others go on."""
+    try:
+        return fn(*args), None
+    except Exception as err:
+        return None, err
 
 
 class ProcessExecutor(Executor):
-    """A pool of ``jobs`` worker processes on this machine, each with its own TensorFlow.
+    """A pool of worker processes on this machine, each with its own TensorFlow, started at once.
+
+    Each worker is a fresh interpreter (spawn: no TensorFlow state shared) whose math
+    threads are its share of the cores; it imports TensorFlow as soon as it starts, so
+    a pool made before the config is read has its start-up overlap the driver's.
+    Workers ignore Ctrl-C: the driver records the stop and :meth:`close` ends them.
 
     Args:
-        jobs: number of worker processes; their threads divide the cores between them.
+        jobs: processes that run tasks at once.
+        driver_helps: this process is one of the ``jobs``: it starts ``jobs - 1`` workers
+            and :meth:`run` gives it a task whenever every worker is busy (k-fold folds,
+            whose driver has TensorFlow loaded for its checks anyway).
     """
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, *, driver_helps: bool = False):
+        import sys
+
         self.jobs = jobs
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no TensorFlow state shared
-        self._pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                                 initializer=_worker_init, initargs=(worker_threads(jobs),))
+        self.driver_helps = driver_helps
+        self.workers = max(1, jobs - 1) if driver_helps else jobs
+        threads = worker_threads(jobs)
+        if driver_helps and "keras" not in sys.modules and "tensorflow" not in sys.modules:
+            limit_threads(threads)  # this process trains tasks too: its share, set before TensorFlow loads
+        context = multiprocessing.get_context("spawn")
+        self._pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                                 initializer=_worker_init, initargs=(threads,))
+        for _ in range(self.workers):  # each submission starts a process now, not at the first task
+            self._pool.submit(_ready)
 
     def submit(self, fn, args):
         return self._pool.submit(fn, *args)
@@ -115,17 +155,57 @@ class ProcessExecutor(Executor):
         position = {future: i for i, future in enumerate(handles)}
         try:
             for future in futures.as_completed(position):
-                error = future.exception()
-                yield position[future], None if error else future.result(), error
+                yield (position[future], *_outcome(future))
         finally:
             self.cancel(handles)
+
+    def run(self, fn, tasks, here=None):
+        if not self.driver_helps:
+            yield from super().run(fn, tasks)
+            return
+        waiting = list(enumerate(tasks))
+        running: dict[futures.Future, int] = {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.workers:
+                    i, args = waiting.pop(0)
+                    running[self._pool.submit(fn, *args)] = i
+                if waiting:  # every worker is busy: this process takes the next task
+                    i, args = waiting.pop(0)
+                    yield (i, *_call(here or fn, (i, args) if here else args))
+                else:
+                    futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in [f for f in running if f.done()]:
+                    yield (running.pop(future), *_outcome(future))
+        finally:
+            self.cancel(running)
 
     def cancel(self, handles):
         for future in handles:
             future.cancel()
 
     def close(self) -> None:
+        # Running tasks are not waited for: their results would be read by nobody.
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+
+
+def _ready() -> None:
+    """The first task of each worker: nothing (its initializer has imported TensorFlow)."""
+
+
+def _outcome(future: futures.Future) -> tuple[Any, BaseException | None]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    error = future.exception()
+    if isinstance(error, BrokenProcessPool):
+        error = RuntimeError("its worker process died (killed, or out of memory)")
+    return (None, error) if error else (future.result(), None)
 
 
 class RayExecutor(Executor):
@@ -230,7 +310,7 @@ def _ray_task(fn: Callable[..., Any], threads: int, args: tuple) -> Any:
 
 
 def make_executor(kind: str = "local", *, jobs: int = 1, address: str | None = None, cpus: float = 1,
-                  gpus: float = 0) -> Executor:
+                  gpus: float = 0, driver_helps: bool = False) -> Executor:
     """The executor a command line asks for.
 
     Args:
@@ -238,6 +318,7 @@ def make_executor(kind: str = "local", *, jobs: int = 1, address: str | None = N
         jobs: worker processes for the local kinds; for a local Ray instance, its CPUs.
         address: the Ray cluster's address.
         cpus, gpus: resources per Ray task.
+        driver_helps: with jobs > 1, this process is one of the jobs (see :class:`ProcessExecutor`).
 
     Returns:
         The executor (a context manager).
@@ -248,13 +329,4 @@ def make_executor(kind: str = "local", *, jobs: int = 1, address: str | None = N
         return RayExecutor(address, cpus=cpus, gpus=gpus, num_cpus=jobs if jobs > 1 else None)
     if address:
         raise NnlabError("--address is for --executor ray", source="--address")
-    return ProcessExecutor(jobs) if jobs > 1 else LocalExecutor()
-
-
-def run_all(executor: Executor, fn: Callable[..., Any], tasks: Iterable[tuple]):
-    """Every result in task order: a list of ``(result, error)``."""
-    tasks = list(tasks)
-    results: list[tuple[Any, BaseException | None]] = [(None, None)] * len(tasks)
-    for i, result, error in executor.run(fn, tasks):
-        results[i] = (result, error)
-    return results
+    return ProcessExecutor(jobs, driver_helps=driver_helps) if jobs > 1 else LocalExecutor()

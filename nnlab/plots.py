@@ -8,6 +8,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from nnlab.views.style import number
+
 RIGHT, WRONG, NEUTRAL = "tab:blue", "tab:red", "tab:gray"
 
 
@@ -162,7 +164,7 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path, *, tit
     ax.set_xlabel("true value")
     ax.set_ylabel("predicted value")
     mae = float(np.mean(np.abs(y_true - y_pred)))
-    ax.set_title(f"{title + ': ' if title else ''}test MAE {mae:.3g}")
+    ax.set_title(f"{title + ': ' if title else ''}test MAE {number(mae)}")
     ax.legend()
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -269,7 +271,7 @@ def regression_prediction(predicted: float, path: Path, *, true: float | None = 
     fig, ax = plt.subplots(figsize=(3.5, 3.2))
     ax.bar(labels, heights, color=colors)
     for i, h in enumerate(heights):
-        ax.annotate(f"{h:.4g}", (i, h), ha="center", va="bottom", fontsize=8)
+        ax.annotate(number(h), (i, h), ha="center", va="bottom", fontsize=8)
     ax.set_title(title or "prediction")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from nnlab.errors import DataError, NnlabError
-from nnlab.runs.reading import read_metrics, resolve_run
+from nnlab.runs.format import MODEL, Status
+from nnlab.runs.reading import read_metrics, read_run_config, resolve_run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -110,13 +111,13 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise NnlabError("the figure is written as PNG: give a file name ending in .png", source=f"--plot {plot}")
     folder = resolve_run(arg, runs_dir)
-    model_file = folder / "model.keras"
+    model_file = folder / MODEL
     if not model_file.is_file():
         try:
-            status = read_metrics(folder).get("status", "unknown")
+            status = Status.of(read_metrics(folder).get("status"))
         except NnlabError:
-            status = "unreadable"
-        raise NnlabError(f"has no model.keras (status {status}); predict needs a completed run "
+            status = Status.UNREADABLE
+        raise NnlabError(f"has no {MODEL} (status {status}); predict needs a completed run "
                          "(a k-fold run has one after --final)", source=str(folder))
     config, dataset, data = _data_of(folder, data_dir)
     if index is not None:
@@ -147,11 +148,10 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
 
 def _data_of(folder: Path, data_dir):
     """The run's config, its dataset, and the data prepared as the run prepared it."""
-    from nnlab.config import load_config
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.run import prepare
+    from nnlab.train.data import prepare
 
-    config = load_config(folder / "config.yaml", base_dir=folder)
+    config = read_run_config(folder)
     dataset = load_dataset(config, data_dir)
     try:
         kind = read_metrics(folder).get("kind")
@@ -171,7 +171,7 @@ def _load_model(path: Path):
     try:
         return keras().models.load_model(path)
     except Exception as err:  # a damaged or foreign file: say so, no traceback
-        raise NnlabError(f"cannot load model.keras: {keras_reason(err)}", source=str(path)) from None
+        raise NnlabError(f"cannot load {MODEL}: {keras_reason(err)}", source=str(path)) from None
 
 
 def _label(dataset, y) -> Any:
@@ -397,7 +397,7 @@ def render(result: PredictResult, top: int, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from nnlab.views.compare import number
+    from nnlab.views.style import number
 
     console = console or Console(highlight=False)
     console.print(f"run {result.folder.name}: {result.source}", soft_wrap=True)
@@ -422,7 +422,7 @@ def render(result: PredictResult, top: int, console=None) -> None:
         table.add_column("class")
         table.add_column("probability", justify="right")
         for cls, prob in p.top(top):
-            table.add_row(cls, f"{prob:.4f}")
+            table.add_row(cls, number(prob))
         console.print(table)
         if p.note:
             console.print(f"[yellow]note:[/] {p.note}")

@@ -22,7 +22,7 @@ def check_config(config: Config, data_dir: str | Path | None = None) -> str:
     """
     from nnlab.datasets.loading import load_dataset
     from nnlab.model import build_model, count_params
-    from nnlab.train.run import prepare
+    from nnlab.train.data import prepare
 
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)

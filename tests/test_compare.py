@@ -17,8 +17,10 @@ import yaml
 from typer.testing import CliRunner
 
 from nnlab.cli import app
-from nnlab.views.compare import Filter, higher_is_better
-from nnlab.runs.reading import INDEX_NAME, collect, flatten, resolve_run
+from nnlab.metric_names import higher_is_better
+from nnlab.runs.format import INDEX
+from nnlab.runs.reading import collect, flatten, resolve_run
+from nnlab.views.compare import Filter
 
 from conftest import REPO, SPIRAL
 
@@ -249,7 +251,7 @@ def test_plot_overlays_learning_curves(runs, tmp_path):
 
 def test_index_is_used_and_stays_correct(runs):
     first = invoke("compare", runs, "--format", "json")
-    index = runs / INDEX_NAME
+    index = runs / INDEX
     assert index.is_file()
     cached = json.loads(index.read_text())["folders"]
     assert "20250101T100000Z_alpha" in cached and "notes" not in cached
@@ -284,15 +286,16 @@ def test_kfold_and_sweep_folders(tmp_path):
     kfold = root / "20250101T000000Z_boston_kfold"
     kfold.mkdir(parents=True)
     (kfold / "config.yaml").write_text("name: boston\n")
-    (kfold / "kfold.json").write_text(json.dumps({"k": 4, "monitor": "val_mae", "best_epoch": 80,
-                                                  "mean": {"val_mae": 2.5, "val_loss": 11.0},
-                                                  "std": {"val_mae": 0.2}}))
+    # kfold.json as nnlab writes it: figures under the metrics' own names, the best epoch under best.
+    (kfold / "kfold.json").write_text(json.dumps({"k": 4, "monitor": "val_mae",
+                                                  "best": {"monitor": "val_mae", "epoch": 80, "value": 2.5},
+                                                  "mean": {"mae": 2.5, "loss": 11.0}, "std": {"mae": 0.2}}))
     (kfold / "history_mean.csv").write_text("epoch,val_mae_mean,val_mae_std\n1,5.0,1.0\n2,3.0,0.5\n")
     (kfold / "metrics.json").write_text(json.dumps({"run_id": kfold.name, "name": "boston", "kind": "kfold",
                                                     "dataset": "boston_housing", "task": "regression",
                                                     "status": "completed", "test": {"loss": 8.0, "mae": 2.3}}))
     make_run(root, "20250101T010000Z", "trial", sweep_id="20250101T005959Z_grid_sweep", trial=1,
-             params={"optimizer.learning_rate": 0.01})
+             trial_params={"optimizer.learning_rate": 0.01})
     result = invoke("compare", root, "--format", "json", "--columns", "all")
     assert result.exit_code == 0, result.output
     rows = {r["run_id"]: r for r in json.loads(result.stdout)}

@@ -114,14 +114,14 @@ def test_configure_execution_sets_the_compiled_models_levers():
     assert auto.steps_per_execution == AUTO_STEPS_PER_EXECUTION
 
 
-def _fit(kind: str, steps: int, x, y, xv, yv) -> tuple[dict, list[np.ndarray]]:
+def _fit(kind: str, steps: int, x, y, xv, yv, repeat: bool = False) -> tuple[dict, list[np.ndarray]]:
     k = keras()
     k.utils.set_random_seed(3)
     model = k.Sequential([k.Input((x.shape[1],)), k.layers.Dense(8, activation="relu"),
                           k.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"], steps_per_execution=steps)
-    feed = Feed.of(kind, 16, (x, y), (xv, yv))
-    history = model.fit(**feed.fit_arguments(shuffle=False, seed=0), epochs=3, verbose=0)
+    feed = Feed.of(kind, 16, (x, y), (xv, yv), repeat=repeat)
+    history = feed.fit(model, epochs=3, callbacks=[], shuffle=False, seed=0)
     return history.history, model.get_weights()
 
 
@@ -131,11 +131,14 @@ def test_tf_data_and_many_steps_per_call_compute_what_keras_arrays_compute():
     y = (x[:, :4].sum(axis=1) > 1).astype("float32")
     xv, yv = x[:40], y[:40]
     reference, weights = _fit("arrays", 1, x, y, xv, yv)
-    for kind, steps in (("tf_data", 1), ("tf_data", 4), ("tf_data", 128), ("arrays", 4)):
-        history, got = _fit(kind, steps, x, y, xv, yv)
+    # repeat: one pipeline for every epoch, steps per call dividing the epoch, validation as one batch.
+    for kind, steps, repeat in (("tf_data", 1, False), ("tf_data", 4, False), ("tf_data", 128, False),
+                                ("arrays", 4, False), ("tf_data", 128, True), ("tf_data", 4, True),
+                                ("arrays", 1, True)):
+        history, got = _fit(kind, steps, x, y, xv, yv, repeat)
         assert set(history) == set(reference) == {"loss", "accuracy", "val_loss", "val_accuracy"}
         for key in reference:
-            assert history[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), (kind, steps, key)
+            assert history[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), (kind, steps, repeat, key)
         for a, b in zip(weights, got):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -160,7 +163,7 @@ def test_train_gives_the_same_run_with_either_pipeline(write_config, tmp_path):
 
 def test_word_lists_are_released_after_multi_hot():
     from nnlab.datasets.base import Dataset
-    from nnlab.train.run import release_sequences
+    from nnlab.train.data import release_sequences
 
     lists = np.empty(3, dtype=object)
     for i in range(3):

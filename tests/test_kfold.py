@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnlab.kfold import run as kfold
+from nnlab.kfold import folds as kfolds, stats, run as kfold
 from nnlab.config import config_from_text
 from nnlab.errors import NnlabError
 
@@ -59,25 +59,25 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 # -- folds -------------------------------------------------------------------------------------
 
 def test_contiguous_folds_are_the_lessons_blocks():
-    folds = kfold.fold_indices(404, 4)
+    folds = kfolds.fold_indices(404, 4)
     for i, (train, val) in enumerate(folds):
         # The lesson: val = rows [i * 101, (i + 1) * 101), train = everything else in order.
         assert np.array_equal(val, np.arange(i * 101, (i + 1) * 101))
         assert np.array_equal(train, np.concatenate([np.arange(0, i * 101), np.arange((i + 1) * 101, 404)]))
-    uneven = [val.tolist() for _, val in kfold.fold_indices(10, 4)]
+    uneven = [val.tolist() for _, val in kfolds.fold_indices(10, 4)]
     assert uneven == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
 
 
 def test_shuffled_folds_partition_the_rows_and_follow_the_seed():
-    folds = kfold.fold_indices(40, 4, shuffle=True, seed=7)
+    folds = kfolds.fold_indices(40, 4, shuffle=True, seed=7)
     vals = [val for _, val in folds]
     assert sorted(np.concatenate(vals).tolist()) == list(range(40))  # each row validated exactly once
     for train, val in folds:
         assert not set(train) & set(val) and len(train) + len(val) == 40
     assert any(not np.array_equal(np.sort(v), np.arange(v.min(), v.min() + len(v))) for v in vals)  # not blocks
-    again = kfold.fold_indices(40, 4, shuffle=True, seed=7)
+    again = kfolds.fold_indices(40, 4, shuffle=True, seed=7)
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, again))
-    other = kfold.fold_indices(40, 4, shuffle=True, seed=8)
+    other = kfolds.fold_indices(40, 4, shuffle=True, seed=8)
     assert any(not np.array_equal(a, b) for (_, a), (_, b) in zip(folds, other))
 
 
@@ -97,7 +97,7 @@ def test_standardizer_of_each_fold_sees_only_that_folds_training_rows(monkeypatc
     monkeypatch.setattr(Preprocessor, "fit", spy)
     result = kfold.run_kfold(config.with_overrides(["training.epochs=1"]), runs_dir=tmp_path / "runs")
     assert result.metrics["status"] == "completed"
-    splits = kfold.fold_indices(len(x_train), 3)
+    splits = kfolds.fold_indices(len(x_train), 3)
     for fold, (train_rows, val_rows) in enumerate(splits):
         assert any(np.array_equal(x, x_train[train_rows]) for x in seen), f"fold {fold + 1} was never fitted"
     for x in seen:
@@ -112,29 +112,29 @@ def test_standardizer_of_each_fold_sees_only_that_folds_training_rows(monkeypatc
 
 def test_best_epoch_on_a_known_curve():
     curve = [9.0, 6.0, 4.0, 3.0, 3.5, 2.5, 2.8, 3.1]
-    best = kfold.pick_best_epoch(curve, "val_loss")
+    best = stats.pick_best_epoch(curve, "val_loss")
     assert (best["epoch"], best["value"]) == (6, 2.5)
-    accuracy = kfold.pick_best_epoch([0.5, 0.7, 0.9, 0.8], "val_accuracy")
+    accuracy = stats.pick_best_epoch([0.5, 0.7, 0.9, 0.8], "val_accuracy")
     assert accuracy["epoch"] == 3  # higher is better for accuracy
-    assert kfold.pick_best_epoch([], "val_loss") is None
+    assert stats.pick_best_epoch([], "val_loss") is None
 
 
 def test_smoothing_ignores_a_one_epoch_dip():
     # A lucky epoch 3 is the raw minimum; the lesson's moving average (0.9) prefers the steady low tail.
     curve = [10, 8, 1, 8, 6, 5, 4, 3, 2.5, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4, 2.4]
-    assert kfold.pick_best_epoch(curve, "val_mae")["epoch"] == 3
+    assert stats.pick_best_epoch(curve, "val_mae")["epoch"] == 3
     expected, previous = [], None
     for value in curve:  # the lesson's smooth_curve
         previous = value if previous is None else previous * 0.9 + value * 0.1
         expected.append(previous)
-    assert np.allclose(kfold.smooth_curve(curve, 0.9), expected)
-    best = kfold.pick_best_epoch(curve, "val_mae", smoothing=0.9)
+    assert np.allclose(stats.smooth_curve(curve, 0.9), expected)
+    best = stats.pick_best_epoch(curve, "val_mae", smoothing=0.9)
     assert best["epoch"] == int(np.argmin(expected)) + 1 == len(curve)
     assert best["value"] == 2.4 and best["smoothed_value"] == pytest.approx(min(expected))
 
 
 def test_mean_history_averages_per_epoch_and_tolerates_early_stopped_folds():
-    curves = kfold.mean_history([{"val_loss": [4.0, 2.0, 1.0]}, {"val_loss": [2.0, 4.0]}])["val_loss"]
+    curves = stats.mean_history([{"val_loss": [4.0, 2.0, 1.0]}, {"val_loss": [2.0, 4.0]}])["val_loss"]
     assert np.allclose(curves["mean"], [3.0, 3.0, 1.0])
     assert np.allclose(curves["std"], [1.0, 1.0, 0.0])
     assert curves["folds"].tolist() == [2, 2, 1]
@@ -232,56 +232,63 @@ def test_jobs_2_gives_the_same_kfold_metrics_as_jobs_1(cli, write_config, tmp_pa
     assert figures[0] == figures[1]
 
 
-def test_workers_started_before_k_is_known_are_resized_to_it():
-    workers = kfold.FoldWorkers(3, threads=1)
+def test_the_pool_starts_its_workers_at_once_and_the_driver_takes_tasks_too():
+    from nnlab.executors import ProcessExecutor
+
+    pool = ProcessExecutor(3, driver_helps=True)
     try:
-        workers.resize(1)  # k turned out to be 2: one worker beside this process
-        assert [p.is_alive() for p in workers._processes] == [True]
-        assert len(multiprocessing.active_children()) == 1
-        workers.resize(2)
-        assert len(workers._processes) == 2 and all(p.is_alive() for p in workers._processes)
+        # Started before any task, so their TensorFlow import overlaps the driver's config reading.
+        assert len(multiprocessing.active_children()) == 2
+        ran_here = []
+        results = dict((i, r) for i, r, e in pool.run(abs, [(-i,) for i in range(6)],
+                                                      here=lambda i, args: ran_here.append(i) or abs(*args)))
+        assert results == {i: i for i in range(6)}
+        assert ran_here, "with every worker busy, the driver took tasks"
     finally:
-        workers.stop()
+        pool.close()
     assert not multiprocessing.active_children()
 
 
 def test_run_fold_is_a_pure_picklable_function_of_config_fold_and_seed(tmp_path):
     config = config_from_text(DIABETES)
     whole = kfold.run_kfold(config, runs_dir=tmp_path / "runs")
-    assert pickle.loads(pickle.dumps(kfold.run_fold)) is kfold.run_fold
-    alone = kfold.run_fold(config.to_dict(), 1, 3, config.seed, None, None)
+    assert pickle.loads(pickle.dumps(kfolds.run_fold)) is kfolds.run_fold
+    alone = kfolds.run_fold(config.to_dict(), 1, 3, config.seed, None, None)
     alone = pickle.loads(pickle.dumps(alone))  # what a worker sends back
     assert alone.validation == whole.folds[1].validation and alone.history == whole.folds[1].history
-    shorter = kfold.run_fold(config.to_dict(), 0, 3, config.seed, None, 2)
+    shorter = kfolds.run_fold(config.to_dict(), 0, 3, config.seed, None, 2)
     assert shorter.epochs_run == 2
-    error = pickle.loads(pickle.dumps(kfold.FoldError("reason", "traceback")))
+    error = pickle.loads(pickle.dumps(kfolds.FoldError("reason", "traceback")))
     assert (error.message, error.details) == ("reason", "traceback")
 
 
-def test_without_tf_data_folds_train_with_fit_on_arrays(monkeypatch, tmp_path):
-    # On JAX or PyTorch there is no tf.data: the fallback must train and record the same history.
+def test_input_pipeline_arrays_is_what_folds_train_with(monkeypatch, tmp_path):
+    # On JAX or PyTorch there is no tf.data; on TensorFlow `input_pipeline: arrays` asks for fit on arrays:
+    # it must be what runs, train and record the same history.
     from nnlab.datasets.loading import load_dataset
+    from nnlab.train import feed
 
     config = config_from_text(DIABETES, overrides=["training.epochs=4"])
     dataset = load_dataset(config)
-    train_rows, val_rows = kfold.fold_indices(len(dataset.y_train), 3)[0]
-    fast = kfold.train_fold(config, dataset, 0, 3, train_rows, val_rows, config.seed)
+    train_rows, val_rows = kfolds.fold_indices(len(dataset.y_train), 3)[0]
+    fast = kfolds.train_fold(config, dataset, 0, 3, train_rows, val_rows, config.seed)
+    assert fast.execution["input_pipeline"] == "tf_data"
 
     def no_tf_data(*args, **kwargs):
-        raise AssertionError("tf.data used on a backend without it")
+        raise AssertionError("tf.data used when input_pipeline is arrays")
 
-    monkeypatch.setattr(kfold, "uses_tf_data", lambda: False)
-    monkeypatch.setattr(kfold, "batches", no_tf_data)
-    plain = kfold.train_fold(config, dataset, 0, 3, train_rows, val_rows, config.seed)
-    assert plain.status == "completed" and plain.epochs_run == 4
+    monkeypatch.setattr(feed, "batches", no_tf_data)
+    arrays = config.with_overrides(["training.input_pipeline=arrays"])
+    plain = kfolds.train_fold(arrays, dataset, 0, 3, train_rows, val_rows, config.seed)
+    assert plain.status == "completed" and plain.epochs_run == 4 and plain.execution["input_pipeline"] == "arrays"
     assert list(plain.history) == list(fast.history) == ["loss", "mae", "val_loss", "val_mae"]
     assert all(len(v) == 4 for v in plain.history.values())
     assert plain.history["loss"][-1] < plain.history["loss"][0]  # it learns
     assert set(plain.validation) == set(fast.validation) == {"loss", "mae"}
     # The same model, data and updates; only the shuffled batch order differs, so the results are close.
     assert plain.history["val_mae"][-1] == pytest.approx(fast.history["val_mae"][-1], rel=0.3)
-    result = kfold.run_kfold(config, runs_dir=tmp_path / "runs", final=True)  # and the final model
-    assert result.exit_code == 0
+    result = kfold.run_kfold(arrays, runs_dir=tmp_path / "runs", final=True)  # and the final model
+    assert result.exit_code == 0 and result.metrics["input_pipeline"] == "arrays"
     assert len(read_csv(result.run.path / "final_history.csv")) == result.summary["best"]["epoch"]
 
 
@@ -338,7 +345,7 @@ def test_a_stop_keeps_the_finished_folds_and_says_interrupted(tmp_path):
 
 
 def test_a_failing_fold_fails_the_run_with_its_message(monkeypatch, tmp_path):
-    original = kfold.train_fold
+    original = kfolds.train_fold
 
     def flaky(config, dataset, fold, *args, **kwargs):
         if fold == 1:

@@ -14,7 +14,8 @@ from nnlab.config import config_from_text
 from nnlab.errors import ConfigError
 from nnlab.executors import LocalExecutor, ProcessExecutor
 from nnlab.interrupts import Interrupted
-from nnlab.sweep import run as sweep
+from nnlab.sweep import ranking, space as spaces, run as sweep
+from nnlab.views import style
 
 from conftest import SPIRAL
 
@@ -25,57 +26,57 @@ GRID = {"optimizer.learning_rate": [0.1, 1.0],
 
 
 def test_grid_options_parse_yaml_values_and_keep_brackets_whole():
-    assert sweep.parse_grid_option("model.layers.1.Dense.units=16,32,64") == ("model.layers.1.Dense.units", [16, 32, 64])
-    key, values = sweep.parse_grid_option("model.layers=[Dense: {units: 3}],[Dense: {units: 8}, Dense: {units: 3}]")
+    assert spaces.parse_grid_option("model.layers.1.Dense.units=16,32,64") == ("model.layers.1.Dense.units", [16, 32, 64])
+    key, values = spaces.parse_grid_option("model.layers=[Dense: {units: 3}],[Dense: {units: 8}, Dense: {units: 3}]")
     assert key == "model.layers" and len(values) == 2 and len(values[1]) == 2
-    assert sweep.parse_grid_option("loss=mse,binary_crossentropy")[1] == ["mse", "binary_crossentropy"]
+    assert spaces.parse_grid_option("loss=mse,binary_crossentropy")[1] == ["mse", "binary_crossentropy"]
     with pytest.raises(ConfigError, match="KEY=V1,V2"):
-        sweep.parse_grid_option("model.layers")
+        spaces.parse_grid_option("model.layers")
 
 
 def test_grid_expansion_covers_every_combination_with_list_positions_and_subtrees():
     base = config_from_text(SPIRAL, "exp.yaml")
-    points = sweep.expand({**GRID, "model.layers.0.Dense.units": [3]})
+    points = spaces.expand({**GRID, "model.layers.0.Dense.units": [3]})
     assert len(points) == 4
-    trials = sweep.build_trials(base, sweep.expand(GRID))
+    trials = spaces.build_trials(base, spaces.expand(GRID))
     assert [t.config.optimizer.options["learning_rate"] for t in trials] == [0.1, 0.1, 1.0, 1.0]
     assert [len(t.config.model.layers) for t in trials] == [1, 2, 1, 2]
-    listed = sweep.build_trials(base, sweep.expand({"model.layers.0.Dense.units": [4, 64]}))
+    listed = spaces.build_trials(base, spaces.expand({"model.layers.0.Dense.units": [4, 64]}))
     assert [t.config.model.layers[0]["Dense"]["units"] for t in listed] == [4, 64]
 
 
 def test_random_expansion_is_seeded_and_respects_distributions():
     space = {"optimizer.learning_rate": "loguniform(1e-4, 1e-1)", "model.layers.0.Dense.units": "randint(4, 8)",
              "model.layers.0.Dense.activation": "choice(relu, tanh)", "seed": "uniform(0, 1)"}
-    a = sweep.expand({}, space, 50, seed=3)
-    assert a == sweep.expand({}, space, 50, seed=3) and a != sweep.expand({}, space, 50, seed=4)
+    a = spaces.expand({}, space, 50, seed=3)
+    assert a == spaces.expand({}, space, 50, seed=3) and a != spaces.expand({}, space, 50, seed=4)
     lr = np.array([p["optimizer.learning_rate"] for p in a])
     assert lr.min() >= 1e-4 and lr.max() <= 1e-1
     assert {p["model.layers.0.Dense.units"] for p in a} <= set(range(4, 9))
     assert {p["model.layers.0.Dense.activation"] for p in a} == {"relu", "tanh"}
-    with_grid = sweep.expand({"loss": ["mse", "mae"]}, {"seed": "randint(0, 9)"}, 3)
+    with_grid = spaces.expand({"loss": ["mse", "mae"]}, {"seed": "randint(0, 9)"}, 3)
     assert len(with_grid) == 6
     with pytest.raises(ConfigError, match="distribution"):
-        sweep.expand({}, {"seed": "normal(0, 1)"}, 1)
+        spaces.expand({}, {"seed": "normal(0, 1)"}, 1)
 
 
 def test_every_trial_is_validated_before_any_starts(tmp_path):
     base = config_from_text(SPIRAL, "exp.yaml")
     with pytest.raises(ConfigError) as info:
-        sweep.build_trials(base, sweep.expand({"training.epochs": [3, 0]}))
+        spaces.build_trials(base, spaces.expand({"training.epochs": [3, 0]}))
     assert "trial 1 (training.epochs=0)" in str(info.value)
     with pytest.raises(ConfigError, match="trial 1 .*did you mean 'relu'"):
-        sweep.build_trials(base, sweep.expand({"model.layers.0.Dense.activation": ["tanh", "rellu"]}))
+        spaces.build_trials(base, spaces.expand({"model.layers.0.Dense.activation": ["tanh", "rellu"]}))
 
 
 def test_sweep_section_in_the_config_declares_the_space():
     config = config_from_text(SPIRAL + "sweep:\n  grid: {optimizer.learning_rate: [0.1, 1.0]}\n  metric: test_accuracy\n",
                               "exp.yaml")
-    space = sweep.space_of(config, [], [], None)
+    space = spaces.space_of(config, [], [], None)
     assert space.grid == {"optimizer.learning_rate": [0.1, 1.0]} and not space.random and space.n_random == 0
-    trials = sweep.build_trials(config, space.points(config.seed))
+    trials = spaces.build_trials(config, space.points(config.seed))
     assert all(t.config.sweep is None for t in trials), "a trial is a normal config"
-    command_line = sweep.space_of(config, ["seed=1,2,3"], [], None)
+    command_line = spaces.space_of(config, ["seed=1,2,3"], [], None)
     assert command_line.grid == {"seed": [1, 2, 3]}, "the command line's space replaces the config's"
 
 
@@ -92,37 +93,37 @@ sweep:
 
 def test_variants_change_one_thing_at_a_time_times_the_grid():
     config = config_from_text(SPIRAL + VARIANTS, "exp.yaml")
-    space = sweep.space_of(config, [], [], None)
+    space = spaces.space_of(config, [], [], None)
     points = space.points(config.seed)
     assert len(points) == 8 and points[0] == {"optimizer.learning_rate": 0.1}
     assert points[3] == {"model.layers": [{"Dense": {"units": 3, "activation": "softmax"}}],
                          "optimizer.learning_rate": 1.0}
-    trials = sweep.build_trials(config, points)
+    trials = spaces.build_trials(config, points)
     assert [len(t.config.model.layers) for t in trials] == [2, 2, 1, 1, 2, 2, 2, 2]
     assert trials[4].config.model.layers[0]["Dense"] == {"units": 64, "activation": "tanh",
                                                          "kernel_regularizer": {"L2": {"l2": 0.0005}}}
     assert trials[4].config.model.layers[1] == config.model.layers[1], "the rest stays as it is"
     assert [t.config.loss for t in trials[6:]] == [{"SparseCategoricalCrossentropy": {"from_logits": False}}] * 2
-    assert sweep.expand({}, variants=[{}, {"seed": 1}]) == [{}, {"seed": 1}]
+    assert spaces.expand({}, variants=[{}, {"seed": 1}]) == [{}, {"seed": 1}]
 
 
 def test_variants_are_validated_like_the_grid():
     bad_key = config_from_text(SPIRAL + "sweep:\n  variants: [{}, {model.layrs.0.Dense.units: 4}]\n", "exp.yaml")
     with pytest.raises(ConfigError, match=r"trial 1 \(model.layrs.0.Dense.units=4\)"):
-        sweep.build_trials(bad_key, sweep.space_of(bad_key, [], [], None).points(0))
+        spaces.build_trials(bad_key, spaces.space_of(bad_key, [], [], None).points(0))
     out_of_range = config_from_text(SPIRAL + "sweep:\n  variants: [{model.layers.7.Dense.units: 4}]\n", "exp.yaml")
     with pytest.raises(ConfigError, match="list of 2 items; '7' is not a position in it"):
-        sweep.build_trials(out_of_range, sweep.space_of(out_of_range, [], [], None).points(0))
+        spaces.build_trials(out_of_range, spaces.space_of(out_of_range, [], [], None).points(0))
     both = config_from_text(SPIRAL + "sweep:\n  variants: [{seed: 1}]\n  grid: {seed: [2, 3]}\n", "exp.yaml")
     with pytest.raises(ConfigError, match="also a grid key") as info:
-        sweep.space_of(both, [], [], None)
+        spaces.space_of(both, [], [], None)
     assert info.value.line is not None and "sweep.variants.0.seed" in str(info.value)
     not_a_mapping = "sweep:\n  variants: [loss=mse]\n"
     with pytest.raises(ConfigError, match="sweep.variants.0"):
         config_from_text(SPIRAL + not_a_mapping, "exp.yaml")
     empty = config_from_text(SPIRAL + "sweep:\n  grid: {seed: []}\n", "exp.yaml")
     with pytest.raises(ConfigError, match="sweep.grid.seed.*no values"):
-        sweep.space_of(empty, [], [], None)
+        spaces.space_of(empty, [], [], None)
 
 
 def test_the_lesson_sweeps_expand_to_the_lessons_variants():
@@ -130,10 +131,10 @@ def test_the_lesson_sweeps_expand_to_the_lessons_variants():
 
     def trials_of(name):
         config = load_config(name)
-        return config, sweep.build_trials(config, sweep.space_of(config, [], [], None).points(config.seed))
+        return config, spaces.build_trials(config, spaces.space_of(config, [], [], None).points(config.seed))
 
     imdb, trials = trials_of("imdb_variants")
-    assert sweep.sweep_metric(imdb, None) == "val_accuracy", "val_loss cannot compare mse with cross-entropy"
+    assert ranking.sweep_metric(imdb, None) == "val_accuracy", "val_loss cannot compare mse with cross-entropy"
     changed = [[key for key in ("model", "loss") if getattr(t.config, key) != getattr(imdb, key)] for t in trials]
     assert changed == [[], ["model"], ["model"], ["model"], ["model"], ["loss"], ["model"]], "one change each"
     assert [len(t.config.model.layers) - 1 for t in trials] == [2, 1, 3, 2, 2, 2, 2]
@@ -151,19 +152,19 @@ def test_the_lesson_sweeps_expand_to_the_lessons_variants():
 
 def test_summaries_show_one_column_per_key_or_the_changes_of_each_variant():
     grid = [sweep.TrialOutcome(0, {"seed": 1, "loss": "mse"}), sweep.TrialOutcome(1, {"seed": 2, "loss": "mae"})]
-    headers, cells = sweep.param_columns(grid)
+    headers, cells = style.param_columns(grid)
     assert headers == ["seed", "loss"] and cells(grid[1].params) == ["2", "mae"]
     variants = [sweep.TrialOutcome(0, {}), sweep.TrialOutcome(1, {"loss": "mse", "seed": 3})]
-    headers, cells = sweep.param_columns(variants)
+    headers, cells = style.param_columns(variants)
     assert headers == ["changes"] and cells(variants[1].params) == ["loss=mse; seed=3"]
     assert "config as it is" in cells({})[0]
-    table = sweep.summary_markdown(variants, "val_loss", kfold=True)
+    table = ranking.summary_markdown(variants, "val_loss", kfold=True)
     assert "| 2 | 1 | loss=mse; seed=3 | - | pending | - |" in table and "mean over the folds" in table
 
 
 def run(tmp_path, executor, name, **options):
     base = config_from_text(BASE, "exp.yaml")
-    trials = sweep.build_trials(base, sweep.expand(GRID))
+    trials = spaces.build_trials(base, spaces.expand(GRID))
     return sweep.run_sweep(base, trials, executor, runs_dir=tmp_path / name, metric="test_accuracy", **options)
 
 
@@ -177,7 +178,7 @@ KFOLD_BASE = BASE.replace("epochs: 4", "epochs: 2") + "kfold: {k: 2}\n"
 
 def run_kfold_sweep(tmp_path, executor, name):
     base = config_from_text(KFOLD_BASE, "exp.yaml")
-    trials = sweep.build_trials(base, sweep.expand(GRID))
+    trials = spaces.build_trials(base, spaces.expand(GRID))
     return sweep.run_sweep(base, trials, executor, runs_dir=tmp_path / name, kfold=True)
 
 
@@ -295,7 +296,7 @@ def test_kfold_trials_submit_every_fold_ahead_and_a_refused_trial_does_not_stop_
         local_kfold_sweep, tmp_path):
     base = config_from_text(KFOLD_BASE, "exp.yaml")
     first = {k: v[0] for k, v in GRID.items()}  # trial 0 of the local k-fold sweep
-    trials = sweep.build_trials(base, [first, {**first, "kfold.k": 500}, first])
+    trials = spaces.build_trials(base, [first, {**first, "kfold.k": 500}, first])
     executor = OutOfProcessHere()
     result = sweep.run_sweep(base, trials, executor, runs_dir=tmp_path / "runs", kfold=True)
     assert executor.submitted == {"run_fold": 2 + 500 + 2}, "run_kfold took the folds submitted ahead"
@@ -325,7 +326,7 @@ def test_a_failing_trial_is_recorded_and_the_others_go_on(tmp_path, write_config
     (tmp_path / "broken.npz").write_bytes(good.read_bytes()[:50])
     base = config_from_text(BASE.replace("{name: spiral, points_per_class: 50, classes: 3}",
                                          f"{{name: npz, path: {good}}}"), "exp.yaml")
-    trials = sweep.build_trials(base, sweep.expand({"dataset.path": [str(good), str(tmp_path / "broken.npz"),
+    trials = spaces.build_trials(base, spaces.expand({"dataset.path": [str(good), str(tmp_path / "broken.npz"),
                                                                       str(good)]}))
     result = sweep.run_sweep(base, trials, LocalExecutor(), runs_dir=tmp_path / "runs")
     statuses = {o.index: o.status for o in result.outcomes}
@@ -343,7 +344,7 @@ def test_workers_get_absolute_data_paths_and_return_the_run_folder(tmp_path, mon
     base = config_from_text(BASE.replace("{name: spiral, points_per_class: 50, classes: 3}",
                                          "{name: npz, path: data/d.npz}").replace("epochs: 4", "epochs: 1"), "exp.yaml")
     executor = OutOfProcessHere()
-    result = sweep.run_sweep(base, sweep.build_trials(base, [{}]), executor, runs_dir="runs", data_dir="data")
+    result = sweep.run_sweep(base, spaces.build_trials(base, [{}]), executor, runs_dir="runs", data_dir="data")
     (config_data, _, data_dir, tags), = executor.tasks
     assert config_data["dataset"]["path"] == str(tmp_path / "data" / "d.npz") and data_dir == str(tmp_path / "data")
     assert executor.submitted == {"train_trial_remote": 1} and tags["trial"] == 0
@@ -354,7 +355,7 @@ def test_workers_get_absolute_data_paths_and_return_the_run_folder(tmp_path, mon
 @pytest.mark.parametrize("kfold", [False, True])
 def test_ctrl_c_stops_the_sweep_and_says_which_trials_finished(tmp_path, kfold):
     base = config_from_text(KFOLD_BASE if kfold else BASE, "exp.yaml")
-    trials = sweep.build_trials(base, sweep.expand(GRID))
+    trials = spaces.build_trials(base, spaces.expand(GRID))
 
     def stop_after_first(outcome, total):
         raise Interrupted(signal.SIGINT)

@@ -1,8 +1,9 @@
 """The run folder: the unit of record of one experiment.
 
-``runs/<UTC timestamp>_<name>[_kind]/`` holds everything needed to understand a run.
-Files are written atomically (a temporary file in the same folder, then a rename),
-so a reader never sees half a JSON file under its final name.
+``runs/<UTC timestamp>_<name>[_kind]/`` holds everything needed to understand a run;
+what its files are called and hold is :mod:`nnlab.runs.format`'s. Files are written
+atomically (a temporary file in the same folder, then a rename), so a reader never sees
+half a JSON file under its final name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import yaml
 
 from nnlab.errors import NnlabError
 
-STATUSES = ("running", "completed", "failed", "interrupted", "diverged")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 

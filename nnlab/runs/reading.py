@@ -15,6 +15,9 @@ corrupt index is simply rebuilt. Nothing here imports NumPy, TensorFlow or Keras
 Folders that cannot be read (truncated JSON, no metrics.json, a stray directory)
 become rows with status ``unreadable`` or ``incomplete`` and a one-line warning;
 they never stop a listing.
+
+File names and statuses come from :mod:`nnlab.runs.format`; only keys that nnlab
+writes, or wrote in an earlier release, are read.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nnlab.errors import NnlabError, RunNotFound
+from nnlab.runs.format import CONFIG, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, Status
 
-INDEX_NAME = ".nnlab-index.json"
-INDEX_VERSION = 2  # raise whenever summarize() changes: older indexes are then rebuilt
+INDEX_VERSION = 3  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
 RUN_NAME = re.compile(r"^\d{8}T\d{6}Z_")
 #: Baseline figures under the name of the metric they are comparable to.
@@ -46,11 +49,14 @@ class Run:
         path: the folder.
         fields: the flat summary (``run_id``, ``status``, ``test_accuracy``, ...).
         warning: a one-line problem with the folder, or None.
+        directions: ``{metric: "max" | "min"}`` as metrics.json records them ({} for runs
+            written before nnlab recorded them).
     """
 
     path: Path
     fields: dict[str, Any]
     warning: str | None = None
+    directions: dict[str, str] = field(default_factory=dict)
     _config: dict[str, Any] | None = field(default=None, repr=False)
     _index: "_Index | None" = field(default=None, repr=False)
 
@@ -62,7 +68,7 @@ class Run:
     @property
     def readable(self) -> bool:
         """Whether metrics.json could be read."""
-        return self.fields.get("status") not in ("unreadable", "incomplete")
+        return Status.of(self.fields.get("status")) not in (Status.UNREADABLE, Status.INCOMPLETE)
 
     def config(self) -> dict[str, Any]:
         """The run's resolved config flattened to dotted keys (``training.epochs``); {} when unreadable."""
@@ -101,21 +107,76 @@ def _read_run_file(folder: Path, name: str) -> str:
         raise NnlabError(f"cannot read {name}: {getattr(err, 'strerror', None) or err}", source=str(folder)) from None
 
 
-def read_metrics(folder: Path) -> dict[str, Any]:
-    """metrics.json of a run folder.
+def read_text_file(folder: Path, name: str) -> str | None:
+    """A text file of a run folder (``summary.txt``, ``config.yaml``, a sweep's ``summary.md``).
+
+    Args:
+        folder: the run folder.
+        name: the file's name (one of :mod:`nnlab.runs.format`'s).
+
+    Returns:
+        Its text, or None when the folder has no such file.
+
+    Raises:
+        NnlabError: when it is there but cannot be read (the message says why).
+    """
+    if not (Path(folder) / name).exists():
+        return None
+    return _read_run_file(folder, name)
+
+
+def _read_json_object(folder: Path, name: str) -> dict[str, Any]:
+    """A JSON file of a run folder that holds an object.
 
     Raises:
         NnlabError: when it is missing, truncated or not a JSON object (the message says which).
     """
-    text = _read_run_file(folder, "metrics.json")
+    text = _read_run_file(folder, name)
     try:
         data = json.loads(text)
     except ValueError as err:
         what = "is empty" if not text.strip() else f"is not valid JSON (truncated?): {err}"
-        raise NnlabError(f"metrics.json {what}", source=str(folder)) from None
+        raise NnlabError(f"{name} {what}", source=str(folder)) from None
     if not isinstance(data, dict):
-        raise NnlabError(f"metrics.json holds a {type(data).__name__}, not an object", source=str(folder))
+        raise NnlabError(f"{name} holds a {type(data).__name__}, not an object", source=str(folder))
     return data
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """metrics.json of a run folder (:class:`nnlab.runs.format.RunMetrics`, or a sweep's figures).
+
+    Raises:
+        NnlabError: when it is missing, truncated or not a JSON object (the message says which).
+    """
+    return _read_json_object(folder, METRICS)
+
+
+def read_kfold(folder: Path) -> dict[str, Any] | None:
+    """kfold.json of a k-fold run: ``k``, ``monitor``, ``folds``, ``mean``, ``std``, ``best``, ``final``...
+
+    Returns:
+        Its content, or None when the folder has none (not a k-fold run, or no fold finished).
+
+    Raises:
+        NnlabError: when it is there but truncated or not a JSON object.
+    """
+    if not (Path(folder) / KFOLD).exists():
+        return None
+    return _read_json_object(folder, KFOLD)
+
+
+def read_env(folder: Path) -> dict[str, Any]:
+    """env.json of a run folder: versions, devices, the command line, overrides.
+
+    Returns:
+        Its content; {} when the folder has none (a sweep folder, a run stopped at once).
+
+    Raises:
+        NnlabError: when it is there but truncated or not a JSON object.
+    """
+    if not (Path(folder) / ENV).exists():
+        return {}
+    return _read_json_object(folder, ENV)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -126,15 +187,33 @@ def read_config(folder: Path) -> dict[str, Any]:
     """
     import yaml
 
-    text = _read_run_file(folder, "config.yaml")
+    text = _read_run_file(folder, CONFIG)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, C or Python
     except yaml.YAMLError as err:
-        raise NnlabError(f"config.yaml is not valid YAML: {str(err).splitlines()[0]}", source=str(folder)) from None
+        raise NnlabError(f"{CONFIG} is not valid YAML: {str(err).splitlines()[0]}", source=str(folder)) from None
     if not isinstance(data, dict):
-        raise NnlabError("config.yaml is not a mapping", source=str(folder))
+        raise NnlabError(f"{CONFIG} is not a mapping", source=str(folder))
     return data
+
+
+def read_run_config(folder: Path) -> Any:
+    """A run's config.yaml validated, as :func:`nnlab.config.load_config` reads it (file and
+    line in its errors; relative dataset paths found from the folder too).
+
+    Returns:
+        The :class:`nnlab.config.Config`.
+
+    Raises:
+        NnlabError: when the folder has no config.yaml; ConfigError when it is not a valid config.
+    """
+    from nnlab.config import load_config
+
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise NnlabError(f"has no {CONFIG}", source=str(folder))
+    return load_config(path, base_dir=Path(folder))
 
 
 def read_flat_config(folder: Path) -> tuple[dict[str, Any], str | None]:
@@ -165,7 +244,8 @@ def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
     ``train``/``validation``/``test`` become ``train_*``/``val_*``/``test_*``; ``best``
     becomes ``best_monitor``, ``best_epoch``, ``best_value`` and ``best_<monitor>``; the
     baseline becomes ``baseline_*`` plus ``baseline_accuracy``/``baseline_mae``/``baseline_mse``
-    (the figure comparable to that metric).
+    (the figure comparable to that metric). A status that is none of :class:`Status`'s
+    reads ``unknown``.
 
     Args:
         metrics: the parsed metrics.json.
@@ -176,20 +256,15 @@ def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
     """
     fields: dict[str, Any] = {"run_id": run_id}
     for key in ("name", "kind", "dataset", "task", "status", "message", "started", "finished"):
-        if isinstance(metrics.get(key), str):
+        if key == "status":
+            fields[key] = Status.of(metrics.get(key)).value
+        elif isinstance(metrics.get(key), str):
             fields[key] = metrics[key]
-    fields.setdefault("status", "unknown")
     _number(fields, "duration_s", metrics.get("wall_time_s"))
     _number(fields, "epochs", metrics.get("epochs_run"))
     _number(fields, "epochs_planned", metrics.get("epochs_planned"))
-    for key in ("train_rows", "validation_rows", "test_rows", "trials", "k", "best_epoch_count"):
+    for key in ("params", "train_rows", "validation_rows", "test_rows", "trials", "k"):
         _number(fields, key, metrics.get(key))
-    params = metrics.get("params")
-    if isinstance(params, dict):  # a sweep trial's tag: its parameter values
-        fields["trial_params"] = params
-    else:
-        _number(fields, "params", params)
-    _number(fields, "params", metrics.get("param_count"))
     if isinstance(metrics.get("trial_params"), dict):
         fields["trial_params"] = metrics["trial_params"]
     if isinstance(metrics.get("sweep_id"), str):
@@ -199,16 +274,11 @@ def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
         values = metrics.get(part)
         if isinstance(values, dict):
             for name, value in values.items():
-                _number(fields, prefix + _strip_val(name), value)
+                _number(fields, prefix + name, value)
     best = metrics.get("best")
     if isinstance(best, dict):
-        monitor = best.get("monitor") or metrics.get("metric")
-        if isinstance(monitor, str):
-            fields["best_monitor"] = monitor
-        _number(fields, "best_epoch", best.get("epoch"))
-        _number(fields, "best_value", best.get("value"))
-        if isinstance(monitor, str) and "best_value" in fields:
-            fields["best_" + monitor] = fields["best_value"]
+        # A sweep's best trial names no monitor: the sweep's ranking metric is its.
+        _best_fields(fields, best.get("monitor") or metrics.get("metric"), best)
     baseline = metrics.get("baseline")
     if isinstance(baseline, dict):
         for name, value in baseline.items():
@@ -218,9 +288,25 @@ def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
     return fields
 
 
-def _strip_val(name: str) -> str:
-    # A k-fold summary may already say val_loss inside "validation".
-    return name[4:] if name.startswith("val_") else name
+def recorded_directions(metrics: dict[str, Any]) -> dict[str, str]:
+    """metrics.json's ``directions`` (``{metric: "max" | "min"}``, from Keras's metric objects).
+
+    Returns:
+        The well-formed entries; {} for a run written before nnlab recorded them.
+    """
+    directions = metrics.get("directions")
+    if not isinstance(directions, dict):
+        return {}
+    return {name: d for name, d in directions.items() if isinstance(name, str) and d in ("max", "min")}
+
+
+def _best_fields(fields: dict[str, Any], monitor: Any, best: dict[str, Any]) -> None:
+    if isinstance(monitor, str):
+        fields["best_monitor"] = monitor
+    _number(fields, "best_epoch", best.get("epoch"))
+    _number(fields, "best_value", best.get("value"))
+    if isinstance(monitor, str) and "best_value" in fields:
+        fields["best_" + monitor] = fields["best_value"]
 
 
 def _number(fields: dict[str, Any], key: str, value: Any) -> None:
@@ -232,94 +318,67 @@ def _number(fields: dict[str, Any], key: str, value: Any) -> None:
 
 
 def kfold_extras(folder: Path) -> dict[str, Any]:
-    """Fields of a k-fold folder that its metrics.json may leave to kfold.json.
+    """The cross-validation figures of a k-fold folder's kfold.json, as fields.
 
-    Tolerates the shapes kfold.json may take: ``mean`` (or ``mean_validation``)
-    as ``{metric: value}``, ``best_epoch`` as a number or ``best`` as
-    ``{epoch, value, monitor}``.
+    ``mean`` and ``std`` (``{metric: value}`` over the folds) become ``val_<metric>`` and
+    ``val_<metric>_std``; ``best`` (``{monitor, epoch, value}``) the ``best_*`` fields.
+
+    Returns:
+        The fields; {} when there is no readable kfold.json.
     """
     try:
-        data = json.loads((Path(folder) / "kfold.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_kfold(folder)
+    except NnlabError:
         return {}
-    if not isinstance(data, dict):
+    if data is None:
         return {}
     fields: dict[str, Any] = {}
     _number(fields, "k", data.get("k"))
-    for key in ("mean", "mean_validation", "validation_mean"):
+    for key, suffix in (("mean", ""), ("std", "_std")):
         if isinstance(data.get(key), dict):
             for name, value in data[key].items():
-                _number(fields, "val_" + _strip_val(name), value)
-            break
-    for key in ("std", "std_validation", "validation_std"):
-        if isinstance(data.get(key), dict):
-            for name, value in data[key].items():
-                _number(fields, "val_" + _strip_val(name) + "_std", value)
-            break
-    best = data.get("best") if isinstance(data.get("best"), dict) else {}
-    monitor = best.get("monitor") or data.get("monitor")
-    if isinstance(monitor, str):
-        fields["best_monitor"] = monitor
-    _number(fields, "best_epoch", best.get("epoch", data.get("best_epoch")))
-    _number(fields, "best_value", best.get("value", data.get("best_value")))
-    if isinstance(monitor, str) and "best_value" in fields:
-        fields["best_" + monitor] = fields["best_value"]
+                _number(fields, f"val_{name}{suffix}", value)
+    best = data.get("best")
+    if isinstance(best, dict):
+        _best_fields(fields, best.get("monitor") or data.get("monitor"), best)
     return fields
 
 
 def read_run(folder: Path) -> Run:
     """Summarise one folder without any index (for folders named one by one)."""
     folder = Path(folder)
-    fields, warning = _summary_of(folder)
-    return _live(Run(folder, fields, warning))
+    fields, warning, directions = _summary_of(folder)
+    return _live(Run(folder, fields, warning, directions))
 
 
-def _summary_of(folder: Path) -> tuple[dict[str, Any], str | None]:
-    """Fields of a folder and the warning to print about it (None when it is fine)."""
+def _summary_of(folder: Path) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+    """Fields of a folder, the warning to print about it (None when it is fine), and its
+    recorded metric directions."""
     name = folder.name
     try:
         metrics = read_metrics(folder)
     except NnlabError as err:
-        if "has no metrics.json" not in err.message:
-            return {"run_id": name, "status": "unreadable"}, err.message
-        if (folder / "kfold.json").is_file():  # a k-fold validation without --final
-            fields = {"run_id": name, "kind": "kfold", "status": "completed", **kfold_extras(folder)}
-            return fields, None
-        if (folder / "config.yaml").is_file():
-            return ({"run_id": name, "status": "incomplete"},
-                    "incomplete: config.yaml but no metrics.json (stopped before it started?)")
-        return {"run_id": name, "status": "unreadable"}, "not a run folder (no metrics.json)"
+        if f"has no {METRICS}" not in err.message:
+            return {"run_id": name, "status": Status.UNREADABLE.value}, err.message, {}
+        if (folder / CONFIG).is_file():
+            return ({"run_id": name, "status": Status.INCOMPLETE.value},
+                    f"incomplete: {CONFIG} but no {METRICS} (stopped before it started?)", {})
+        return {"run_id": name, "status": Status.UNREADABLE.value}, f"not a run folder (no {METRICS})", {}
     fields = summarize(metrics, name)
-    if "params" not in fields and isinstance(metrics.get("params"), dict):
-        # A sweep trial's tag took the place of the parameter count: the model summary still has it.
-        _number(fields, "params", _total_params(folder))
     if fields.get("kind") == "kfold":
         # kfold.json holds the cross-validation figures (they win); metrics.json those of the final model.
         fields = {**fields, **kfold_extras(folder)}
-    return fields, None
-
-
-def _total_params(folder: Path) -> int | None:
-    """``Total params: 4,810 (18.79 KB)`` of a folder's summary.txt."""
-    try:
-        with open(folder / "summary.txt", encoding="utf-8") as handle:
-            for line in handle:
-                match = re.match(r"\s*Total params:\s*([\d,]+)", line)
-                if match:
-                    return int(match.group(1).replace(",", ""))
-    except (OSError, UnicodeDecodeError):
-        pass
-    return None
+    return fields, None, recorded_directions(metrics)
 
 
 def _live(run: Run) -> Run:
     """Fill in what changes while a run trains (never cached): epochs so far, and a warning."""
-    if run.fields.get("status") != "running":
+    if run.fields.get("status") != Status.RUNNING:
         return run
     if run.fields.get("kind") not in (None, "train"):
         run.warning = run.warning or "still running, or stopped without a trace"
         return run
-    history = run.path / "history.csv"
+    history = run.path / HISTORY
     try:
         with open(history, "rb") as handle:
             rows = max(0, sum(1 for line in handle if line.strip()) - 1)
@@ -350,7 +409,7 @@ class _Index:
 
     def __init__(self, root: Path):
         self.root = root
-        self.path = root / INDEX_NAME
+        self.path = root / INDEX
         self.entries: dict[str, dict[str, Any]] = {}
         self.changed = False
         try:
@@ -360,30 +419,32 @@ class _Index:
         except (OSError, ValueError):
             pass  # no index yet, or a damaged one: rebuilt from the folders
 
-    def summary(self, entry_name: str, folder: Path) -> tuple[dict[str, Any], str | None]:
-        """Fields and warning of a folder, from the cache when its metrics.json is unchanged."""
+    def summary(self, entry_name: str, folder: Path) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+        """Fields, warning and directions of a folder, from the cache when its metrics.json is unchanged."""
         try:
-            st = os.stat(os.path.join(self.root, entry_name, "metrics.json"))
+            st = os.stat(os.path.join(self.root, entry_name, METRICS))
             signature = [st.st_mtime_ns, st.st_size, st.st_ino]
         except OSError:
             signature = None  # no metrics.json: looked at afresh every time (it may appear)
         cached = self.entries.get(entry_name)
         if signature is not None and cached is not None and cached.get("sig") == signature:
-            return cached["fields"], cached.get("warning")
-        fields, warning = _summary_of(folder)
+            return cached["fields"], cached.get("warning"), cached.get("directions") or {}
+        fields, warning, directions = _summary_of(folder)
         if signature is not None:
             self.entries[entry_name] = {"sig": signature, "fields": fields, "warning": warning}
+            if directions:
+                self.entries[entry_name]["directions"] = directions
             self.changed = True
         elif entry_name in self.entries:
             del self.entries[entry_name]
             self.changed = True
-        return fields, warning
+        return fields, warning, directions
 
     def config(self, folder: Path) -> dict[str, Any]:
         """The flattened config of a folder, from the cache when its config.yaml is unchanged."""
         entry = self.entries.get(folder.name)
         try:
-            st = os.stat(folder / "config.yaml")
+            st = os.stat(folder / CONFIG)
             signature = [st.st_mtime_ns, st.st_size, st.st_ino]
         except OSError:
             signature = None
@@ -436,7 +497,7 @@ class RunSet:
 
 def is_run_folder(path: Path) -> bool:
     """Whether ``path`` looks like one run folder rather than a runs root."""
-    return (path / "metrics.json").exists() or (path / "config.yaml").exists() or bool(RUN_NAME.match(path.name))
+    return (path / METRICS).exists() or (path / CONFIG).exists() or bool(RUN_NAME.match(path.name))
 
 
 def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index | None]:
@@ -444,7 +505,7 @@ def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index 
 
     Args:
         root: the runs root.
-        use_index: read and update ``.nnlab-index.json``.
+        use_index: read and update the index (:data:`nnlab.runs.format.INDEX`).
 
     Returns:
         The runs (sorted by folder name, i.e. start time) and the index (None without one).
@@ -462,10 +523,10 @@ def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index 
         names.add(entry.name)
         folder = Path(entry.path)
         if index is not None:
-            fields, warning = index.summary(entry.name, folder)
+            fields, warning, directions = index.summary(entry.name, folder)
         else:
-            fields, warning = _summary_of(folder)
-        runs.append(_live(Run(folder, fields, warning, _index=index)))
+            fields, warning, directions = _summary_of(folder)
+        runs.append(_live(Run(folder, fields, warning, directions, _index=index)))
     if index is not None:
         index.keep_only(names)
     runs.sort(key=lambda r: r.run_id)
@@ -478,7 +539,7 @@ def collect(paths: Iterable[str | Path], runs_dir: str | Path = "runs", *, use_i
     Args:
         paths: what the user gave (nothing: ``runs_dir``).
         runs_dir: the default runs root, where run ids and prefixes are looked up.
-        use_index: use ``.nnlab-index.json`` in each runs root.
+        use_index: use the index in each runs root.
 
     Returns:
         The runs (each folder once), in run-id order within each argument.
@@ -553,7 +614,7 @@ def resolve_run(arg: str, runs_dir: str | Path = "runs") -> Path:
     if arg and (root / arg).is_dir() and "/" not in arg and arg not in (".", ".."):
         return root / arg
     if path.is_dir():
-        raise RunNotFound("is a folder but not a run folder (no metrics.json or config.yaml); "
+        raise RunNotFound(f"is a folder but not a run folder (no {METRICS} or {CONFIG}); "
                           "to list the runs in it use nnlab compare", source=arg)
     matches = [n for n in names if n.startswith(arg)]
     if len(matches) == 1:
@@ -604,7 +665,7 @@ def read_history(folder: Path, metric: str | None = None, *, prefer_mean: bool =
     """
     from nnlab.runs.folder import read_history_csv
 
-    names = ["history.csv", "history_mean.csv"]
+    names = [HISTORY, HISTORY_MEAN]
     if prefer_mean:
         names.reverse()
     first: dict[str, list[float]] = {}
@@ -616,10 +677,10 @@ def read_history(folder: Path, metric: str | None = None, *, prefer_mean: bool =
             history = read_history_csv(path)
         except (OSError, ValueError, UnicodeDecodeError):
             continue
-        if name == "history_mean.csv":
-            # k-fold means may be named val_loss_mean or mean_val_loss: they are read as val_loss.
+        if name == HISTORY_MEAN:
+            # history_mean.csv names the mean of val_loss val_loss_mean: it is read as val_loss too.
             for column in list(history):
-                plain = re.sub(r"(^mean_)|(_mean$)", "", column)
+                plain = column.removesuffix("_mean")
                 if plain != column and plain not in history:
                     history[plain] = history[column]
         if metric is None or metric in history:

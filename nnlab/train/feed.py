@@ -83,23 +83,34 @@ def configure_execution(model: Any, config: Config) -> None:
         model.jit_compile = config.training.jit_compile  # Keras warns and keeps it off where it cannot be on
 
 
+#: A repeating feed's validation rows up to this many are measured as one batch after each epoch.
+ONE_BATCH_ROWS = 4096
+
+
 @dataclass
 class Feed:
-    """The arrays of one run in the form the chosen pipeline feeds.
+    """The arrays of one fit in the form the chosen pipeline feeds, and how they are fed.
 
     Args:
         kind: ``tf_data``, ``device`` or ``arrays``.
         size: the batch size.
         parts: name (train, validation) -> ``(x, y)``: tensors for tf_data, arrays otherwise.
+        repeat: many short epochs (k-fold's folds): one tf.data pipeline for every epoch instead of a
+            new iterator per epoch (tf_data), with steps per execution the largest divisor of an
+            epoch's steps up to the model's, so every epoch ends on a call's end; and validation
+            rows (up to :data:`ONE_BATCH_ROWS`) measured as one batch after each epoch instead of a
+            whole ``evaluate`` (tf_data and arrays). The updates are the same; only the order of the
+            shuffled batches and the rounding of the validation means may differ.
     """
 
     kind: str
     size: int
     parts: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    repeat: bool = False
 
     @classmethod
     def of(cls, kind: str, size: int, train: tuple[np.ndarray, np.ndarray],
-           validation: tuple[np.ndarray, np.ndarray] | None) -> "Feed":
+           validation: tuple[np.ndarray, np.ndarray] | None, *, repeat: bool = False) -> "Feed":
         """A feed of the training and (optional) validation arrays.
 
         For tf_data each array is copied into a tensor here, once; Keras's array path
@@ -107,20 +118,22 @@ class Feed:
         would not fit the accelerator's memory becomes an arrays feed (``kind`` tells
         which was used).
         """
-        feed = cls(feed_kind(kind, *train, *(validation or ())), size)
+        feed = cls(feed_kind(kind, *train, *(validation or ())), size, repeat=repeat)
         for name, pair in (("train", train), ("validation", validation)):
             if pair is not None:
-                feed.parts[name] = tuple(_tensor(a) for a in pair) if kind == "tf_data" else pair
+                feed.parts[name] = tuple(_tensor(a) for a in pair) if feed.kind == "tf_data" else pair
         return feed
 
-    def fit_arguments(self, *, shuffle: bool, seed: int) -> dict[str, Any]:
-        """Keyword arguments for ``model.fit``: the training data, batch size, shuffle and validation data."""
-        x, y = self.parts["train"]
-        validation = self.parts.get("validation")
-        if self.kind != "tf_data":
-            return {"x": x, "y": y, "batch_size": self.size, "shuffle": shuffle, "validation_data": validation}
-        return {"x": batches(x, y, self.size, shuffle=shuffle, seed=seed), "shuffle": False,
-                "validation_data": None if validation is None else batches(*validation, self.size)}
+    @property
+    def steps(self) -> int:
+        """Training steps in one epoch (the last batch partial)."""
+        return -(-int(self.parts["train"][0].shape[0]) // self.size)
+
+    @property
+    def validates_as_one_batch(self) -> bool:
+        """Whether validation is measured by :meth:`measure_validation` after each epoch (a callback)
+        rather than by Keras's validation_data or the device loop."""
+        return self.repeat and self.kind != "device" and "validation" in self.parts
 
     def fit(self, model: Any, *, epochs: int, callbacks: list[Any], shuffle: bool, seed: int,
             initial_epoch: int = 0) -> Any:
@@ -129,15 +142,36 @@ class Feed:
         Returns:
             The fit's ``keras.callbacks.History``.
         """
+        x, y = self.parts["train"]
+        validation = self.parts.get("validation")
         if self.kind == "device":
             from nnlab.train import device_loop
 
-            x, y = self.parts["train"]
-            return device_loop.fit(model, x, y, batch_size=self.size, epochs=epochs,
-                                   validation_data=self.parts.get("validation"), shuffle=shuffle, seed=seed,
-                                   callbacks=callbacks, initial_epoch=initial_epoch)
-        return model.fit(**self.fit_arguments(shuffle=shuffle, seed=seed), epochs=epochs, verbose=0,
-                         callbacks=callbacks, initial_epoch=initial_epoch)
+            return device_loop.fit(model, x, y, batch_size=self.size, epochs=epochs, validation_data=validation,
+                                   shuffle=shuffle, seed=seed, callbacks=callbacks, initial_epoch=initial_epoch)
+        if self.validates_as_one_batch:
+            # First: the callbacks after it see its val_* entries in the epoch's logs.
+            callbacks = [_validation_log(self), *callbacks]
+            validation = None
+        arguments: dict[str, Any] = {"epochs": epochs, "verbose": 0, "callbacks": callbacks,
+                                     "initial_epoch": initial_epoch}
+        if self.kind != "tf_data":
+            return model.fit(x, y, batch_size=self.size, shuffle=shuffle, validation_data=validation, **arguments)
+        data = batches(x, y, self.size, shuffle=shuffle, seed=seed)
+        if self.repeat:
+            # A plain attribute of Keras's trainer, read when fit builds its train function.
+            model.steps_per_execution = largest_divisor(self.steps, int(getattr(model, "steps_per_execution", 1)))
+            data, arguments["steps_per_epoch"] = data.repeat(), self.steps
+        return model.fit(data, shuffle=False, validation_data=None if validation is None else
+                         batches(*validation, self.size), **arguments)
+
+    def measure_validation(self, model: Any) -> dict[str, float]:
+        """The model's metrics on the validation rows: one batch up to :data:`ONE_BATCH_ROWS` rows."""
+        x, y = self.parts["validation"]
+        if int(x.shape[0]) <= ONE_BATCH_ROWS:
+            result = model.test_on_batch(x, y, return_dict=True)
+            return {name: float(value) for name, value in result.items()}
+        return self.evaluate(model, x, y)
 
     def evaluate(self, model: Any, x: Any, y: Any, size: int | None = None) -> dict[str, float]:
         """The compiled metrics of ``model`` on ``(x, y)``: arrays, or tensors of this feed."""
@@ -155,6 +189,24 @@ class Feed:
     def release(self) -> None:
         """Drop the tensors (their memory goes back before the test rows are copied in)."""
         self.parts.clear()
+
+
+def largest_divisor(steps: int, cap: int) -> int:
+    """The largest divisor of an epoch's ``steps`` up to ``cap``, so that epochs end on a call's end."""
+    return max(d for d in range(1, max(1, min(steps, cap)) + 1) if steps % d == 0)
+
+
+def _validation_log(feed: Feed):
+    from nnlab.backend import keras
+
+    class ValidationLog(keras().callbacks.Callback):
+        """Adds the validation metrics to each epoch's logs as ``val_*``, as fit's validation_data does."""
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is not None:
+                logs.update({f"val_{name}": value for name, value in feed.measure_validation(self.model).items()})
+
+    return ValidationLog()
 
 
 def batches(x: Any, y: Any, size: int, *, shuffle: bool = False, seed: int | None = None):

@@ -11,15 +11,17 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
+from nnlab import metric_names
 from nnlab.errors import NnlabError
+from nnlab.runs.format import HISTORY
 from nnlab.runs.reading import BASELINE_ALIASES, Run, RunSet, canonical_key, collect, read_history
+from nnlab.views.style import compact, duration, number, status_style, timestamp
 
 FORMATS = ("table", "csv", "json", "markdown")
 #: Above this many rows the table is laid out directly: rich takes about 2 ms a row.
@@ -29,9 +31,6 @@ MAX_CURVES = 20
 #: At most this many warnings are printed; the rest are counted.
 MAX_WARNINGS = 20
 
-LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "msle", "hinge", "crossentropy", "divergence",
-                   "duration", "wall_time", "time_s")
-HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "r2", "iou", "top_k")
 _FILTER = re.compile(r"^\s*([^\s<>=!]+)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
 
 
@@ -101,14 +100,6 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def higher_is_better(key: str) -> bool:
-    """The direction ``--sort KEY`` takes by default: accuracy-like descending, loss-like and the rest ascending."""
-    name = key.lower().rsplit(".", 1)[-1]
-    if any(word in name for word in LOWER_IS_BETTER):
-        return False
-    return any(word in name for word in HIGHER_IS_BETTER)
-
-
 def check_keys(runs: list[Run], keys: Iterable[str], what: str) -> None:
     """Refuse a key no run has, neither as a field nor as a config key (with a suggestion).
 
@@ -138,7 +129,7 @@ def select(runs: list[Run], *, filters: Iterable[Filter] = (), last: int | None 
         filters: every one must match.
         last: keep only the N runs started last (after filtering).
         sort: a field or config key; runs without it go last whatever the direction.
-        ascending: force the direction (default: see :func:`higher_is_better`).
+        ascending: force the direction (default: see :func:`default_direction`).
 
     Returns:
         The runs to show, in order.
@@ -153,9 +144,9 @@ def select(runs: list[Run], *, filters: Iterable[Filter] = (), last: int | None 
     if sort:
         key = canonical_key(sort)
         in_config = key not in fields
-        if ascending is None:
-            ascending = not _higher_is_better_for(key, chosen)
         present = [r for r in chosen if r.get(key, in_config) is not None]
+        if ascending is None:
+            ascending = default_direction(key, present) != "max"
         missing = [r for r in chosen if r.get(key, in_config) is None]
         present.sort(key=lambda r: _sort_value(r.get(key, in_config)), reverse=not ascending)
         chosen = present + missing
@@ -170,12 +161,32 @@ def field_keys(runs: list[Run]) -> set[str]:
     return keys
 
 
-def _higher_is_better_for(key: str, runs: list[Run]) -> bool:
+def default_direction(key: str, runs: list[Run]) -> str | None:
+    """The direction ``--sort KEY`` takes by default, as :mod:`nnlab.metric_names` says.
+
+    The directions the runs recorded in their metrics.json (Keras's own, for every metric
+    they report) are used when every run sorted records one for the metric and they agree;
+    otherwise the name decides (:func:`nnlab.metric_names.direction_by_name`: accuracy-like
+    ``max``, loss-like and durations ``min``).
+
+    Args:
+        key: a summary field or a dotted config key.
+        runs: the runs being sorted (those that have the key).
+
+    Returns:
+        ``max`` (descending), ``min`` (ascending), or None when nothing tells (ascending).
+    """
+    name = key
     if key == "best_value":  # its direction is that of the metric the runs monitored
         monitors = {r.fields.get("best_monitor") for r in runs} - {None}
         if len(monitors) == 1:
-            return higher_is_better(monitors.pop())
-    return higher_is_better(key)
+            name = monitors.pop()
+    base = metric_names.base_name(name)
+    if runs and all(r.directions for r in runs):
+        recorded = {r.directions.get(base) for r in runs}
+        if len(recorded) == 1 and None not in recorded:
+            return metric_names.direction(name, {base: recorded.pop()})
+    return metric_names.direction_by_name(name)
 
 
 def _sort_value(value: Any) -> tuple:
@@ -195,7 +206,7 @@ def main_metric(run: Run) -> str | None:
                  "mae", "mean_absolute_error"):
         if name in tests:
             return name
-    others = [t for t in tests if t != "loss" and not t.endswith("_rows")]
+    others = [t for t in tests if t not in ("loss", "rows")]  # test_rows is a count, not a metric
     if others:
         return others[0]
     return "loss" if "loss" in tests else None
@@ -262,13 +273,13 @@ def cell(column: str, value: Any, row: dict[str, Any] | None = None) -> str:
     if type(value) is str and column not in ("started", "finished"):
         return value
     if column == "started" or column == "finished":
-        return str(value).replace("T", " ")[:19]
+        return timestamp(value)
     if column == "duration_s" and _as_number(value) is not None:
         return duration(float(value))
     if column == "epochs" and row is not None and row.get("epochs_planned") not in (None, value):
         return f"{value}/{row['epochs_planned']}"
     if column == "trial_params" and isinstance(value, dict):
-        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+        return ", ".join(f"{k}={compact(v)}" for k, v in value.items())
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -276,36 +287,8 @@ def cell(column: str, value: Any, row: dict[str, Any] | None = None) -> str:
     if isinstance(value, float):
         return number(value)
     if isinstance(value, (dict, list)):
-        return _short(value)
+        return compact(value)
     return str(value)
-
-
-def number(value: float) -> str:
-    """Four decimals in the usual range, significant digits outside it."""
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4f}"
-    return f"{value:.4g}"
-
-
-def duration(seconds: float) -> str:
-    """``12.3s``, ``4m05s``, ``2h07m``."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-
-
-def _short(value: Any) -> str:
-    from nnlab.views.console import compact
-
-    return compact(value)
-
-
-STATUS_STYLES = {"completed": "green", "running": "yellow", "interrupted": "yellow", "incomplete": "yellow",
-                 "failed": "red", "diverged": "red", "unreadable": "red"}
 
 
 def _numeric_column(rows: list[dict[str, Any]], column: str) -> bool:
@@ -340,7 +323,7 @@ def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str |
     for row in cells:
         texts = [Text(c) for c in row]
         if status_at is not None:
-            texts[status_at].stylize(STATUS_STYLES.get(row[status_at], ""))
+            texts[status_at].stylize(status_style(row[status_at]))
         table.add_row(*texts)
     console.print(table)
 
@@ -463,7 +446,7 @@ def _show(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return _short(value)
+    return compact(value)
 
 
 def _signed(key: str, delta: float) -> str:
@@ -507,7 +490,7 @@ def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[
     for run in runs:
         history = histories[run.run_id]
         if not history:
-            warn(f"{run.run_id}: no history.csv, left out of the figure")
+            warn(f"{run.run_id}: no {HISTORY}, left out of the figure")
             continue
         if metric not in history:
             warn(f"{run.run_id}: its history has no {metric}, left out of the figure")
@@ -518,7 +501,7 @@ def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[
         from nnlab.suggestions import unknown_name_message
 
         raise NnlabError(unknown_name_message("history column", metric, available) if available else
-                         "none of these runs has a history.csv", source=f"--metric {metric}")
+                         f"none of these runs has a {HISTORY}", source=f"--metric {metric}")
     from nnlab.plots import overlaid_curves
 
     try:

@@ -1,4 +1,9 @@
-"""What nnlab prints: per-epoch progress and the summary after a run (rich)."""
+"""What nnlab prints: per-epoch progress and the summary after a run (rich).
+
+Figures, config values and statuses are written as :mod:`nnlab.views.style` says. This
+module renders what it is given: it imports nothing of the training, k-fold or sweep
+code (which import it).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from nnlab import metric_names
+from nnlab.runs.format import Status
+from nnlab.views.style import compact, number, param_columns, status_style
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -21,7 +31,7 @@ def format_seconds(seconds: float) -> str:
 def format_logs(logs: dict[str, float]) -> str:
     """``loss 0.3120  accuracy 0.8810  val_loss ...``: loss first, validation last."""
     order = sorted(logs, key=lambda k: (k.startswith("val_"), k.removeprefix("val_") != "loss"))
-    return "  ".join(f"{k} {logs[k]:.4f}" for k in order)
+    return "  ".join(f"{k} {number(logs[k])}" for k in order)
 
 
 class EpochProgress:
@@ -72,22 +82,17 @@ class EpochProgress:
             sys.stdout.flush()
 
 
-def status_style(status: str | None) -> str:
-    """The colour a run's status is printed in."""
-    return {"completed": "green", "interrupted": "yellow"}.get(status, "red")
-
-
 def metrics_table(metrics: dict[str, Any], fmt: Any = None) -> Table | None:
     """A metric per row, the train, validation and test figures of metrics.json side by side.
 
     Args:
         metrics: metrics.json's content.
-        fmt: formats one figure (default: 4 decimals).
+        fmt: formats one figure (default: :func:`nnlab.views.style.number`).
 
     Returns:
         The table, or None when metrics.json has none of the three parts.
     """
-    fmt = fmt or _fmt
+    fmt = fmt or number
     parts = [p for p in ("train", "validation", "test") if isinstance(metrics.get(p), dict) and metrics[p]]
     if not parts:
         return None
@@ -118,58 +123,40 @@ def run_summary(metrics: dict[str, Any], run_path: str) -> None:
         console.print(table)
     base = metrics.get("baseline")
     if base:
-        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in base.items() if k != "name")
+        figures = ", ".join(f"{k} {number(v)}" for k, v in base.items() if k != "name")
         console.print(f"baseline: {figures}")
     console.print(f"run folder: [bold]{run_path}[/]")
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 def trial_line(outcome: Any, total: int) -> None:
     """One line per finished sweep trial."""
     params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items()) or "(the config as it is)"
-    style = "green" if outcome.status == "completed" else "red"
+    style = status_style(outcome.status)
     console.print(f"trial {outcome.index + 1}/{total} [{style}]{outcome.status}[/] {params}", soft_wrap=True)
 
 
 def sweep_summary(result: Any) -> None:
-    """The ranked trials of a sweep as a table, then the sweep folder."""
-    from nnlab.sweep.run import metric_note, metric_value, param_columns
+    """The ranked trials of a sweep as a table, what the metric means, then the sweep folder.
 
+    Args:
+        result: a :class:`nnlab.sweep.run.SweepResult`: ``outcomes`` (ranked), ``metric``,
+            ``note`` (what the metric is, one sentence), ``status`` and ``run``.
+    """
     headers, cells = param_columns(result.outcomes)
     table = Table(title=f"trials ranked by {result.metric}", header_style="bold")
     for column in ("rank", "trial", *headers, result.metric, "status", "run folder"):
         table.add_column(column, justify="right" if column in ("rank", "trial", result.metric) else "left",
                          overflow="fold")
     for rank, o in enumerate(result.outcomes, start=1):
-        value = metric_value(o.metrics, result.metric)
-        table.add_row(str(rank), str(o.index), *cells(o.params), _fmt(value),
-                      o.status + (f": {o.message}" if o.message and o.status != "completed" else ""),
+        value = metric_names.value_of(o.metrics, result.metric)
+        table.add_row(str(rank), str(o.index), *cells(o.params), number(value),
+                      o.status + (f": {o.message}" if o.message and o.status != Status.COMPLETED else ""),
                       o.folder.rsplit("/", 1)[-1] if o.folder else "-")
     console.print(table)
-    console.print(metric_note(result.metric, getattr(result, "kfold", False)), highlight=False)
+    note = getattr(result, "note", "")
+    if note:
+        console.print(escape(note), highlight=False)
     console.print(f"sweep {result.status}; sweep folder: [bold]{result.run.path}[/]")
-
-
-def compact(value: Any) -> str:
-    """A config value in a short readable form: ``[Dense(units=16, activation=relu), Dense(units=1)]``."""
-    if isinstance(value, float):
-        return str(value) if len(str(value)) <= 8 else f"{value:.4g}"
-    if isinstance(value, dict) and len(value) == 1:
-        (name, kwargs), = value.items()
-        if isinstance(name, str) and name[:1].isupper() and isinstance(kwargs, dict):
-            return f"{name}({', '.join(f'{k}={compact(v)}' for k, v in kwargs.items())})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(compact(v) for v in value) + "]"
-    return str(value)
 
 
 class KFoldProgress:
@@ -265,18 +252,20 @@ def kfold_summary(result: Any) -> None:
             table.add_column(column, justify="left" if column == "fold" else "right")
         for i, f in enumerate(folds):
             table.add_row(str(f["fold"]), str(f["epochs_run"]), f"{f['train_rows']}/{f['validation_rows']}",
-                          *(_short(f["validation"].get(n)) for n in names), f"{f['wall_time_s']:.1f}",
+                          *(number(f["validation"].get(n)) for n in names), f"{f['wall_time_s']:.1f}",
                           end_section=i == len(folds) - 1)
-        table.add_row("mean", "", "", *(_short(summary["mean"].get(n)) for n in names), "", style="bold",
+        table.add_row("mean", "", "", *(number(summary["mean"].get(n)) for n in names), "", style="bold",
                       end_section=False)
-        table.add_row("± std", "", "", *(_short(summary["std"].get(n)) for n in names), "")
+        table.add_row("± std", "", "", *(number(summary["std"].get(n)) for n in names), "")
         console.print(table)
     best = summary.get("best")
     if best:
         smoothed = f", smoothed with factor {best['smoothing']}" if best.get("smoothing") else ""
-        direction = "highest" if _higher(best["monitor"]) else "lowest"
-        console.print(f"best epoch: [bold]{best['epoch']}[/] ({direction} mean {best['monitor']} over the "
-                      f"folds{smoothed}: {_fmt(best['value'])})")
+        # The direction the run chose by (kfold.mode, or Keras's metric), else the name's.
+        direction = best.get("direction") or metric_names.direction(best["monitor"])
+        which = {"max": "highest", "min": "lowest"}.get(direction, "best")
+        console.print(f"best epoch: [bold]{best['epoch']}[/] ({which} mean {best['monitor']} over the "
+                      f"folds{smoothed}: {number(best['value'])})")
     final = summary.get("final")
     if final:
         kind = "regression" if metrics.get("task") == "regression" else "classification"
@@ -288,22 +277,10 @@ def kfold_summary(result: Any) -> None:
         for name, value in sorted(final["test"].items(), key=lambda item: item[0] != "loss"):
             # A mean squared error loss stands beside the baseline's mean squared error.
             partner = _BASELINE_FOR[kind].get(_LOSS_ALIASES.get(final.get("loss"), "") if name == "loss" else name)
-            shown = f"{_fmt(base.get(partner))} ({partner})" if partner and partner in base else "-"
-            table.add_row(name, _fmt(value), shown)
+            shown = f"{number(base.get(partner))} ({partner})" if partner and partner in base else "-"
+            table.add_row(name, number(value), shown)
         console.print(table)
-        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in base.items() if k != "name")
+        figures = ", ".join(f"{k} {number(v)}" for k, v in base.items() if k != "name")
         if figures:
             console.print(f"baseline: {figures}")
     console.print(f"run folder: [bold]{result.run.path}[/]")
-
-
-def _short(value: Any) -> str:
-    """A table cell: four decimals, so that a column's means and spreads line up."""
-    if value is None:
-        return "-"
-    value = float(value)
-    return f"{value:.4f}" if value == 0 or 1e-4 <= abs(value) < 1e6 else f"{value:.4g}"
-
-
-def _higher(monitor: str) -> bool:
-    return any(word in monitor for word in ("acc", "auc", "precision", "recall"))

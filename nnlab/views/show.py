@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from nnlab.views.compare import STATUS_STYLES, cell, duration, number
 from nnlab.errors import NnlabError
+from nnlab.runs.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
+from nnlab.runs.reading import read_history, read_kfold, read_metrics, read_text_file, resolve_run
 from nnlab.views.console import metrics_table
-from nnlab.runs.reading import read_history, read_metrics, resolve_run
+from nnlab.views.style import duration, number, status_style, timestamp
 
 #: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
 EPOCH_ROWS = 12
@@ -70,9 +72,9 @@ def show_run(arg: str, runs_dir: str | Path = "runs", console: Console | None = 
     except NnlabError as err:
         metrics, problem = {}, err.message
     _header(console, folder, metrics, problem)
-    _text_section(console, "config (resolved)", folder / "config.yaml")
+    _text_section(console, "config (resolved)", folder, CONFIG)
     if metrics.get("kind") != "sweep":  # a sweep's models are in its trials' folders
-        _text_section(console, "model", folder / "summary.txt")
+        _text_section(console, "model", folder, SUMMARY)
     _metrics_section(console, metrics)
     _kfold_section(console, folder)
     _sweep_section(console, folder)
@@ -82,17 +84,17 @@ def show_run(arg: str, runs_dir: str | Path = "runs", console: Console | None = 
 
 
 def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: str | None) -> None:
-    status = metrics.get("status", "unreadable" if problem else "unknown")
-    style = STATUS_STYLES.get(status, "")
+    status = Status.UNREADABLE if problem else Status.of(metrics.get("status"))
+    style = status_style(status)
     console.rule(f"[bold]{folder.name}[/]")
-    facts = [f"[{style}]{status}[/]" if style else status]
+    facts = [f"[{style}]{status}[/]"]
     for label, key in (("kind", "kind"), ("dataset", "dataset"), ("task", "task")):
         if metrics.get(key):
             facts.append(f"{label} {metrics[key]}")
     console.print("  ".join(facts))
     facts = []
     if metrics.get("started"):
-        facts.append("started " + cell("started", metrics["started"]))
+        facts.append("started " + timestamp(metrics["started"]))
     if isinstance(metrics.get("wall_time_s"), (int, float)):
         facts.append("took " + duration(float(metrics["wall_time_s"])))
     if metrics.get("epochs_run") is not None:
@@ -104,9 +106,10 @@ def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: st
         facts.append(f"trial {metrics.get('trial')} of sweep {metrics['sweep_id']}")
     if facts:
         console.print(", ".join(facts), soft_wrap=True)
-    if isinstance(metrics.get("params"), dict):
-        console.print("trial parameters: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in metrics["params"].items()),
-                      soft_wrap=True)
+    if isinstance(metrics.get("trial_params"), dict):
+        console.print("trial parameters: " + ", ".join(f"{k}={json.dumps(v)}"
+                                                       for k, v in metrics["trial_params"].items()),
+                      soft_wrap=True, markup=False)
     if metrics.get("message"):
         console.print(f"[{style}]{metrics['message']}[/]", soft_wrap=True, markup=True)
     if problem:
@@ -114,18 +117,21 @@ def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: st
     console.print(f"folder: {_relative(folder)}", soft_wrap=True)
 
 
-def _text_section(console: Console, title: str, path: Path) -> None:
+def _text_section(console: Console, title: str, folder: Path, name: str) -> None:
     console.rule(title, align="left")
     try:
-        console.print(path.read_text(encoding="utf-8").rstrip(), markup=False, highlight=False, soft_wrap=True)
-    except FileNotFoundError:
-        console.print(f"[yellow]no {path.name}[/]")
-    except (OSError, UnicodeDecodeError) as err:
-        console.print(f"[yellow]cannot read {path.name}: {err}[/]")
+        text = read_text_file(folder, name)
+    except NnlabError as err:
+        console.print(f"[yellow]{escape(err.message)}[/]")
+        return
+    if text is None:
+        console.print(f"[yellow]no {name}[/]")
+    else:
+        console.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _metrics_section(console: Console, metrics: dict[str, Any]) -> None:
-    table = metrics_table(metrics, _fmt)
+    table = metrics_table(metrics, number)
     if table is None and not metrics.get("baseline"):
         return
     console.rule("final metrics", align="left")
@@ -133,70 +139,70 @@ def _metrics_section(console: Console, metrics: dict[str, Any]) -> None:
         console.print(table)
     best = metrics.get("best")
     if isinstance(best, dict) and best.get("epoch") is not None:
-        console.print(f"best {best.get('monitor')}: {_fmt(best.get('value'))} at epoch {best['epoch']}")
+        console.print(f"best {best.get('monitor')}: {number(best.get('value'))} at epoch {best['epoch']}")
     baseline = metrics.get("baseline")
     if isinstance(baseline, dict):
-        figures = ", ".join(f"{k} {_fmt(v)}" for k, v in baseline.items() if k != "name")
+        figures = ", ".join(f"{k} {number(v)}" for k, v in baseline.items() if k != "name")
         console.print(f"baseline ({baseline.get('name', 'trivial')}): {figures}", soft_wrap=True)
 
 
 def _kfold_section(console: Console, folder: Path) -> None:
+    """kfold.json: each fold's final validation metrics, their mean and std, and the best epoch."""
     try:
-        data = json.loads((folder / "kfold.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        data = read_kfold(folder)
+    except NnlabError as err:
+        console.print(f"[yellow]warning:[/] {escape(err.message)}")
         return
-    except (OSError, ValueError) as err:
-        console.print(f"[yellow]warning:[/] cannot read kfold.json: {err}")
-        return
-    if not isinstance(data, dict):
+    if data is None:
         return
     console.rule(f"k-fold validation (k={data.get('k', '?')})", align="left")
-    folds = data.get("folds") or data.get("per_fold")
-    if isinstance(folds, list) and folds and all(isinstance(f, dict) for f in folds):
-        rows = [f.get("metrics", f) if isinstance(f.get("metrics"), dict) else f for f in folds]
-        names = list(dict.fromkeys(k for r in rows for k, v in r.items()
-                                   if isinstance(v, (int, float)) and k not in ("fold", "index")))
+    folds = [f for f in data.get("folds") or [] if isinstance(f, dict)]
+    spread = {label: data[label] for label in ("mean", "std") if isinstance(data.get(label), dict)}
+    names = list(dict.fromkeys([*(n for f in folds if isinstance(f.get("validation"), dict) for n in f["validation"]),
+                                *(n for values in spread.values() for n in values)]))
+    if names:
         table = Table(header_style="bold")
-        table.add_column("fold", justify="right")
-        for name in names:
-            table.add_column(name, justify="right")
-        for i, (fold, row) in enumerate(zip(folds, rows)):
-            table.add_row(str(fold.get("fold", fold.get("index", i))), *(_fmt(row.get(n)) for n in names))
-        for label in ("mean", "std"):
-            if isinstance(data.get(label), dict):
-                table.add_row(label, *(_fmt(data[label].get(n)) for n in names))
+        for column in ("fold", "epochs", *(f"val_{n}" for n in names)):
+            table.add_column(column, justify="right")
+        for i, fold in enumerate(folds):
+            validation = fold.get("validation") if isinstance(fold.get("validation"), dict) else {}
+            table.add_row(str(fold.get("fold", i + 1)), number(fold.get("epochs_run")),
+                          *(number(validation.get(n)) for n in names), end_section=i == len(folds) - 1)
+        for label, values in spread.items():
+            table.add_row(label, "", *(number(values.get(n)) for n in names))
         console.print(table)
-    else:
-        for label in ("mean", "std"):
-            if isinstance(data.get(label), dict):
-                console.print(f"{label}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in data[label].items()))
     best = data.get("best") if isinstance(data.get("best"), dict) else {}
-    epoch = best.get("epoch", data.get("best_epoch"))
-    if epoch is not None:
-        monitor = best.get("monitor", data.get("monitor", "the monitored metric"))
-        value = best.get("value", data.get("best_value"))
-        console.print(f"best epoch by mean {monitor}: {epoch}" + (f" ({_fmt(value)})" if value is not None else ""))
+    if best.get("epoch") is not None:
+        monitor = best.get("monitor") or data.get("monitor") or "the monitored metric"
+        value = best.get("value")
+        console.print(f"best epoch by mean {monitor}: {best['epoch']}"
+                      + (f" ({number(value)})" if value is not None else ""))
 
 
 def _sweep_section(console: Console, folder: Path) -> None:
-    summary = folder / "summary.md"
-    if not (folder / "sweep.json").is_file():
+    if not (folder / SWEEP).is_file():
         return
     console.rule("sweep trials", align="left")
     try:
-        console.print(summary.read_text(encoding="utf-8").rstrip(), markup=False, soft_wrap=True)
-    except OSError:
-        console.print("[yellow]no summary.md yet (the sweep is running, or stopped)[/]")
+        text = read_text_file(folder, SWEEP_SUMMARY)
+    except NnlabError as err:
+        console.print(f"[yellow]{escape(err.message)}[/]")
+        return
+    if text is None:
+        console.print(f"[yellow]no {SWEEP_SUMMARY} yet (the sweep is running, or stopped)[/]")
+    else:
+        console.print(text.rstrip(), markup=False, soft_wrap=True)
 
 
 def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:
     history = read_history(folder, prefer_mean=metrics.get("kind") == "kfold")
-    columns = [c for c in history if c != "epoch"]
+    # A k-fold mean is read as val_loss as well as val_loss_mean: shown once, under its own name.
+    columns = [c for c in history if c != "epoch" and f"{c}_mean" not in history]
     count = max((len(v) for v in history.values()), default=0)
     if not count:
         if metrics.get("kind") in (None, "train"):
             console.rule("per epoch", align="left")
-            console.print("[yellow]no history.csv (no epoch finished)[/]")
+            console.print(f"[yellow]no {HISTORY} (no epoch finished)[/]")
         return
     best = metrics.get("best") if isinstance(metrics.get("best"), dict) else {}
     best_at = best.get("epoch")
@@ -216,7 +222,7 @@ def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> 
         marker = " *" if pos == best_pos else ""
         epoch = epochs[pos]
         label = str(int(epoch)) if isinstance(epoch, float) and not math.isnan(epoch) else str(epoch)
-        table.add_row(label + marker, *(_fmt(history[c][pos] if pos < len(history[c]) else None) for c in columns),
+        table.add_row(label + marker, *(number(history[c][pos] if pos < len(history[c]) else None) for c in columns),
                       style="bold" if marker else None)
         previous = pos
     console.print(table)
@@ -226,7 +232,7 @@ def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> 
 
 def _plots_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:
     listed = [p for p in metrics.get("plots") or [] if isinstance(p, str)]
-    found = sorted(str(p.relative_to(folder)) for p in folder.glob("plots/**/*.png"))
+    found = sorted(str(p.relative_to(folder)) for p in folder.glob(f"{PLOTS}/**/*.png"))
     plots = list(dict.fromkeys([*listed, *found]))
     console.rule("plots", align="left")
     if not plots:
@@ -243,11 +249,3 @@ def _relative(path: Path) -> Path:
         return absolute.relative_to(Path.cwd())
     except ValueError:
         return absolute
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return number(value)
-    return str(value)

@@ -1,0 +1,118 @@
+"""What ranks a sweep's trials: the metric, its direction, and the ranking and its summary."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from nnlab.config import Config
+from nnlab.errors import ConfigError
+from nnlab.metric_names import direction, direction_of_objects, unknown_direction_message, value_of
+
+
+def default_metric(config: Config, kfold: bool = False) -> str:
+    """k-fold trials: the config's kfold.monitor; else val_loss where trials validate, test_loss otherwise."""
+    if kfold:
+        return config.kfold.monitor
+    t = config.training
+    return "val_loss" if (t.validation_split or t.validation_holdout) else "test_loss"
+
+
+def best_monitor(config: Config, kfold: bool = False) -> str:
+    """The metric whose best epoch a trial's metrics.json records (``best``)."""
+    if kfold:
+        return config.kfold.monitor
+    t = config.training
+    return "val_loss" if (t.validation_split or t.validation_holdout) else "loss"
+
+
+def sweep_metric(base: Config, metric: str | None, kfold: bool = False) -> str:
+    """What ranks the trials: ``metric``, else the sweep section's, else :func:`default_metric`.
+
+    Raises:
+        ConfigError: for a metric the trials cannot report: k-fold trials have only
+            validation figures (``val_*``, ``best_val_*``), and ``best_X`` needs X to be
+            the monitored metric (:func:`best_monitor`).
+    """
+    from_config = metric is None and base.sweep is not None and base.sweep.metric is not None
+    chosen = metric or (base.sweep.metric if from_config else None) or default_metric(base, kfold)
+
+    def refuse(message: str) -> ConfigError:
+        if from_config:
+            return base.error(("sweep", "metric"), message)
+        return ConfigError(message, source=f"--metric {chosen}")
+
+    if kfold and not chosen.startswith(("val_", "best_val_")):
+        raise refuse(f"k-fold trials report validation metrics only: val_* (mean over the folds after the last "
+                     f"epoch) or best_{base.kfold.monitor} (the averaged curve at its best epoch); "
+                     f"got '{chosen}'")
+    if chosen.startswith("best_") and chosen[len("best_"):] != best_monitor(base, kfold):
+        monitor = best_monitor(base, kfold)
+        hint = " (set kfold.monitor to change it)" if kfold else ""
+        raise refuse(f"the trials record the best epoch of {monitor}{hint}, so best_{monitor} is the "
+                     f"best-epoch metric they can be ranked by; got '{chosen}'")
+    return chosen
+
+
+def sweep_direction(base: Config, metric: str) -> str:
+    """Whether the best trial has the highest (``max``) or lowest (``min``) ``metric``.
+
+    ``sweep.mode`` when set; else Keras's metric objects of the config (``R2Score``
+    says "up"); else the metric's name (:mod:`nnlab.metric_names`).
+
+    Raises:
+        ConfigError: when nothing can tell, naming ``sweep.mode``.
+    """
+    from nnlab.keras_objects import build_objects
+
+    mode = base.sweep.mode if base.sweep is not None else "auto"
+    way = direction(metric, direction_of_objects(build_objects(base).metrics), mode)
+    if way is None:
+        message = unknown_direction_message(metric, "sweep.mode")
+        if base.sweep is not None and base.sweep.metric == metric:
+            raise base.error(("sweep", "metric"), message)
+        raise ConfigError(message, source=f"--metric {metric}")
+    return way
+
+
+def ranked(outcomes: list[Any], metric: str, way: str) -> list[Any]:
+    """Completed trials best first by ``metric`` in direction ``way`` (max or min), then every other trial."""
+    higher = way == "max"
+
+    def key(o: Any):
+        value = value_of(o.metrics, metric) if o.status == "completed" else None
+        if value is None or math.isnan(value):
+            return (1, 0.0, o.index)
+        return (0, -value if higher else value, o.index)
+
+    return sorted(outcomes, key=key)
+
+
+def metric_note(metric: str, kfold: bool) -> str:
+    """What the ranking metric of a sweep's trials is, in one sentence."""
+    if metric.startswith("best_"):
+        what = f"{metric[5:]} at the epoch where it was best"
+        if kfold:
+            what = (f"the mean over the folds of {metric[5:]} at the epoch where that mean was best "
+                    f"(kfold.monitor, after kfold.smoothing)")
+        return f"{metric} is {what}."
+    if kfold:
+        return (f"{metric} is the mean over the folds of each fold's {metric} after its last epoch "
+                f"(its standard deviation is validation_std in the trial's metrics.json).")
+    return f"{metric} is the trained model's, after the last epoch."
+
+
+def summary_markdown(order: list[Any], metric: str, kfold: bool = False) -> str:
+    """The ranked trials as a Markdown table, and what the metric means."""
+    from nnlab.views.style import param_columns
+
+    headers, param_cells = param_columns(order)
+    header = ["rank", "trial", *headers, metric, "status", "folder"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, o in enumerate(order, start=1):
+        value = value_of(o.metrics, metric)
+        cells = [str(rank), str(o.index), *param_cells(o.params),
+                 "-" if value is None else f"{value:.4f}", o.status, Path(o.folder).name if o.folder else "-"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n\n" + metric_note(metric, kfold) + "\n"
