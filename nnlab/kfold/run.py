@@ -77,10 +77,10 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
     """
     from nnlab.backend import use_backend
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.feed import pipeline
+    from nnlab.train.fit import check_training
 
     use_backend(config.backend, source=config.source)
-    pipeline(config, config.backend)  # refuses a pipeline the backend cannot run before anything is written
+    check_training(config)  # a pipeline the backend cannot run, TensorBoard not installed: before anything
     owned = executor is None
     if owned:
         executor = make_executor("local", jobs=min(jobs, config.kfold.k), driver_helps=True)

@@ -21,6 +21,21 @@ from nnlab.train.feed import Feed, pipeline
 EpochReport = Callable[[int, int, dict[str, float], float], None]
 
 
+def check_training(config: Config) -> None:
+    """Refuse, before anything is written, training settings this installation cannot run.
+
+    Raises:
+        ConfigError: a pipeline the backend cannot run (see :func:`nnlab.train.feed.pipeline`), or
+            ``training.tensorboard`` without the tensorboard package.
+    """
+    import importlib.util
+
+    pipeline(config, config.backend)
+    if config.training.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise config.error(("training", "tensorboard"), "TensorBoard logs need the tensorboard package: "
+                                                        "pip install 'nnlab[tensorboard]'")
+
+
 class Fit:
     """One fit of ``model`` on ``data``: build it, :meth:`run` it, then read what happened.
 

@@ -26,8 +26,8 @@ from nnlab.runs.folder import RunFolder, utc_now, write_history_csv
 from nnlab.runs.format import RunMetrics, Status
 from nnlab.runs.reading import read_history, read_metrics
 from nnlab.train.data import PreparedData, prepare, release_sequences
-from nnlab.train.feed import configure_execution, pipeline
-from nnlab.train.fit import EpochReport, Fit
+from nnlab.train.feed import configure_execution
+from nnlab.train.fit import EpochReport, Fit, check_training
 from nnlab.train.results import divergence_message, record_results, run_stage, writing
 
 
@@ -83,7 +83,7 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         RunWriteError: when the run folder cannot be written.
     """
     use_backend(config.backend, source=config.source)
-    pipeline(config, config.backend)  # refuses tf_data on another backend before anything is written
+    check_training(config)  # a pipeline the backend cannot run, TensorBoard not installed: before anything
     seed_everything(config.seed, config.training.deterministic)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
@@ -140,7 +140,7 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
     if done >= config.training.epochs:
         raise NnlabError(f"the checkpoint is of the last epoch ({done}); nothing to resume", source=str(run.path))
     use_backend(config.backend, source=str(run.path / runfile.CONFIG))
-    pipeline(config, config.backend)
+    check_training(config)
     seed_everything(config.seed + done, config.training.deterministic)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
