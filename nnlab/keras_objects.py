@@ -10,7 +10,6 @@ ConfigError that points at the config key.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,12 +124,6 @@ def metric(value: Any, config: Config, key: tuple) -> Any:
                                       "config": _nested(kwargs, config, key + (name,))})
     except Exception as err:
         raise config.error(key + (name,), f"Keras refused the metric's arguments: {keras_reason(err)}") from None
-
-
-def loss_name(value: Any) -> str:
-    """A loss's name in snake case, whatever form the config gives it in."""
-    name = value if isinstance(value, str) else next(iter(value))
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() if not isinstance(value, str) else name.lower()
 
 
 def custom_layers() -> dict[str, type]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from nnlab.backend import keras
 from nnlab.config import Config
 from nnlab.keras_objects import build_objects, keras_reason
@@ -112,8 +110,3 @@ def summary_text(model: Any) -> str:
 
 def _shape(shape: Any) -> str:
     return "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
-
-
-def as_batch(x: np.ndarray) -> np.ndarray:
-    """One example with the batch axis Keras needs in front."""
-    return np.expand_dims(x, 0)

@@ -80,7 +80,6 @@ def register(name: str, *, task: Task | None, summary: str = "") -> Callable:
 
 def names() -> list[str]:
     """Names of every registered dataset, sorted."""
-    _load_builtin()
     return sorted(_REGISTRY)
 
 
@@ -90,13 +89,7 @@ def get(name: str) -> DatasetSpec:
     Raises:
         KeyError: with a "did you mean" suggestion when no dataset has that name.
     """
-    _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(unknown_name_message("dataset", name, _REGISTRY)) from None
-
-
-def _load_builtin() -> None:
-    # Importing the modules runs their @register decorators.
-    from nnlab.datasets import files, keras_sets, scikit, spiral  # noqa: F401
