@@ -112,7 +112,8 @@ def train(
     """Train one experiment and write its run folder under runs/."""
     from nnlab.config import load_config
     from nnlab.plugins import import_plugins
-    from nnlab.views.console import EpochProgress, run_summary
+    from nnlab.views.progress import EpochProgress
+    from nnlab.views.summaries import run_summary
     from nnlab.train import run as training
 
     import_plugins(plugin or [])
@@ -129,18 +130,8 @@ def train(
         cfg = load_config(config, _with_backend(backend, set_ or []))
         label, epochs = cfg.name, cfg.training.epochs
         start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
-    if quiet or json_output:
-        result = start()
-    else:
-        with EpochProgress(label, epochs) as progress:
-            result = start(report=progress)
-    if json_output:
-        typer.echo(json.dumps(result.metrics, indent=2))
-    elif quiet:
-        typer.echo(str(result.run.path))
-    else:
-        run_summary(result.metrics, str(result.run.path))
-    raise typer.Exit(result.exit_code)
+    _run_and_render(start, lambda: EpochProgress(label, epochs), quiet=quiet, json_output=json_output,
+                    render=lambda result: run_summary(result.metrics, str(result.run.path)))
 
 
 @app.command()
@@ -202,7 +193,8 @@ def sweep(
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
-    from nnlab.views.console import sweep_summary, trial_line
+    from nnlab.views.progress import trial_line
+    from nnlab.views.summaries import sweep_summary
     from nnlab.sweep import run as sweeps
     from nnlab.sweep.ranking import sweep_direction, sweep_metric
     from nnlab.sweep.space import build_trials, space_of
@@ -373,7 +365,8 @@ def kfold(
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.kfold.run import run_kfold
-    from nnlab.views.console import KFoldProgress, kfold_summary
+    from nnlab.views.progress import KFoldProgress
+    from nnlab.views.summaries import kfold_summary
 
     overrides = _with_backend(backend, list(set_ or []))
     # The options are overrides like --set, so they are validated and recorded the same way.
@@ -388,17 +381,31 @@ def kfold(
         use_backend(cfg.backend, source=cfg.source)
         start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
                                   argv=sys.argv, executor=pool)
-        if quiet or json_output:
-            result = start()
-        else:
-            with KFoldProgress(cfg.name) as progress:
-                result = start(report=progress)
+        _run_and_render(start, lambda: KFoldProgress(cfg.name), quiet=quiet, json_output=json_output,
+                        render=kfold_summary)
+
+
+def _run_and_render(start, progress, *, quiet: bool, json_output: bool, render) -> None:
+    """Run ``start`` (with a progress display unless quiet), print its result as asked, exit with its code.
+
+    Args:
+        start: the run; ``start(report=...)`` takes the progress display.
+        progress: makes the progress display (a context manager).
+        quiet: print only the run folder.
+        json_output: print metrics.json.
+        render: prints the summary of the result.
+    """
+    if quiet or json_output:
+        result = start()
+    else:
+        with progress() as display:
+            result = start(report=display)
     if json_output:
         typer.echo(json.dumps(result.metrics, indent=2))
     elif quiet:
         typer.echo(str(result.run.path))
     else:
-        kfold_summary(result)
+        render(result)
     raise typer.Exit(result.exit_code)
 
 

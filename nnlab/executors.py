@@ -106,8 +106,11 @@ class LocalExecutor(Executor):
             yield (i, *_call(fn, args))
 
     def run(self, fn, tasks, here=None):
+        if here is None:
+            yield from super().run(fn, tasks)
+            return
         for i, args in enumerate(tasks):
-            yield (i, *_call(here or fn, (i, args) if here else args))
+            yield (i, *_call(here, (i, args)))
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> tuple[Any, BaseException | None]:

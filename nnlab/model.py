@@ -7,7 +7,7 @@ from typing import Any
 from nnlab.backend import keras
 from nnlab.config import Config
 from nnlab.keras_objects import build_objects, keras_reason
-from nnlab.preprocessing import ONEHOT_LOSSES
+from nnlab.preprocessing import ONEHOT_LOSSES, wants_onehot
 
 _SPARSE_LOSSES = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy",
                   "sparse_categorical_focal_crossentropy"}
@@ -73,7 +73,10 @@ def check_output(config: Config, output_shape: tuple, task: str, num_classes: in
     if len(output_shape) != 2:
         raise config.error(last, f"the model's output has shape {_shape(output_shape)}; it must be one "
                                  "vector per example (add Flatten before the last Dense)")
+    classification = _SPARSE_LOSSES | ONEHOT_LOSSES | _BINARY_LOSSES
+    labels = ("dataset", "preprocessing", "labels")
     if task == "multiclass":
+        onehot = wants_onehot(config)
         if loss in _SPARSE_LOSSES | ONEHOT_LOSSES and units != num_classes:
             raise config.error(last, f"the last layer gives {units} outputs, but the data has {num_classes} "
                                      f"classes: use {num_classes} units with softmax for {loss}")
@@ -81,7 +84,27 @@ def check_output(config: Config, output_shape: tuple, task: str, num_classes: in
             raise config.error(("loss",), f"{loss} is for two classes, but the data has {num_classes}: use "
                                           "sparse_categorical_crossentropy (integer labels) or "
                                           "categorical_crossentropy (one-hot labels)")
+        if loss in ONEHOT_LOSSES and not onehot:
+            raise config.error(labels, f"{loss} compares the outputs with one-hot labels, but labels: integer "
+                                       "gives one class index per example: use labels: onehot (or auto), or "
+                                       "sparse_categorical_crossentropy for class indices")
+        if loss in _SPARSE_LOSSES and onehot:
+            raise config.error(labels, f"{loss} takes one class index per example, but labels: onehot gives "
+                                       "one-hot vectors: use labels: integer (or auto), or "
+                                       "categorical_crossentropy for one-hot labels")
+        if loss not in classification and not onehot:
+            raise config.error(("loss",), f"{loss} compares each of the model's {units} outputs with the label, "
+                                          f"but the labels are class indices (one number per example, 0 to "
+                                          f"{num_classes - 1}): use sparse_categorical_crossentropy, or set "
+                                          f"dataset.preprocessing.labels: onehot so that {loss} compares the "
+                                          "outputs with one-hot vectors")
+        if loss not in classification and units != num_classes:
+            raise config.error(last, f"the last layer gives {units} outputs, but the one-hot labels have "
+                                     f"{num_classes}: use {num_classes} units")
     elif task == "binary":
+        if loss not in classification and units != 1 and not wants_onehot(config):
+            raise config.error(last, f"the last layer gives {units} outputs; {loss} compares them with one 0/1 "
+                                     "label per example: use 1 unit (sigmoid)")
         if loss in _BINARY_LOSSES and units != 1:
             raise config.error(last, f"the last layer gives {units} outputs; {loss} needs 1 (sigmoid)")
         if loss in _SPARSE_LOSSES | ONEHOT_LOSSES and units != 2:

@@ -78,9 +78,9 @@ def test_one_palette_styles_every_status():
     assert status_style("failed") == status_style("diverged") == status_style("unreadable") == "red"
     assert status_style("completed with failures") == status_style("not run") == "yellow"
     assert status_style("something else") == status_style(None) == "dim"
-    from nnlab.views import console
+    from nnlab.views import progress, summaries
 
-    assert console.status_style is style.status_style
+    assert progress.status_style is summaries.status_style is style.status_style
 
 
 def test_one_number_format():
@@ -96,7 +96,7 @@ def test_one_number_format():
 # -- what the views render ---------------------------------------------------------------------
 
 def test_console_renders_without_importing_the_sweep():
-    code = ("import sys\nimport nnlab.views.console, nnlab.views.show, nnlab.views.compare\n"
+    code = ("import sys\nimport nnlab.views.progress, nnlab.views.summaries, nnlab.views.show, nnlab.views.compare\n"
             "print(sorted(m for m in sys.modules if m.startswith(('nnlab.sweep', 'nnlab.train', 'nnlab.kfold'))))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -105,7 +105,7 @@ def test_console_renders_without_importing_the_sweep():
 
 
 def test_sweep_summary_renders_the_results_note_and_values(capsys):
-    from nnlab.views import console
+    from nnlab.views import summaries
 
     outcome = SimpleNamespace(index=0, params={"seed": 1}, status="completed", message=None,
                               folder="runs/t", metrics={"validation": {"r2_score": 0.8125}})
@@ -114,7 +114,7 @@ def test_sweep_summary_renders_the_results_note_and_values(capsys):
     result = SimpleNamespace(outcomes=[outcome, failed], metric="val_r2_score", status="completed with failures",
                              run=SimpleNamespace(path="runs/t_sweep"),
                              note="val_r2_score is the trained model's, after the last epoch.")
-    console.sweep_summary(result)
+    summaries.sweep_summary(result)
     out = capsys.readouterr().out
     assert "0.8125" in out and "failed: boom" in out and "seed" in out
     assert "val_r2_score is the trained model's, after the last epoch." in out
@@ -128,12 +128,12 @@ def test_sweep_summary_renders_the_results_note_and_values(capsys):
     ({"monitor": "val_loss", "epoch": 4, "value": 0.5}, "lowest"),
 ])
 def test_kfold_summary_says_which_way_the_best_epoch_was_picked(capsys, best, word):
-    from nnlab.views import console
+    from nnlab.views import summaries
 
     result = SimpleNamespace(metrics={"status": "completed", "name": "x", "folds_completed": 2, "k": 2,
                                       "wall_time_s": 1.0, "params": 10},
                              summary={"best": best}, run=SimpleNamespace(path="runs/x_kfold"))
-    console.kfold_summary(result)
+    summaries.kfold_summary(result)
     assert f"({word} mean {best['monitor']} over the folds: 0.5000)" in capsys.readouterr().out
 
 

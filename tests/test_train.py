@@ -167,7 +167,7 @@ def test_stopped_run_is_marked_interrupted_and_keeps_its_history(tmp_path, write
 
 
 def test_epoch_durations_read_in_milliseconds_below_a_tenth_of_a_second():
-    from nnlab.views.console import format_seconds
+    from nnlab.views.progress import format_seconds
 
     assert format_seconds(0.0041) == "4.1ms" and format_seconds(0.0999) == "99.9ms"
     assert format_seconds(0.1) == "0.10s" and format_seconds(12.345) == "12.35s"

@@ -105,7 +105,7 @@ def metric_note(metric: str, kfold: bool) -> str:
 
 def summary_markdown(order: list[Any], metric: str, kfold: bool = False) -> str:
     """The ranked trials as a Markdown table, and what the metric means."""
-    from nnlab.views.style import param_columns
+    from nnlab.views.style import number, param_columns
 
     headers, param_cells = param_columns(order)
     header = ["rank", "trial", *headers, metric, "status", "folder"]
@@ -113,6 +113,6 @@ def summary_markdown(order: list[Any], metric: str, kfold: bool = False) -> str:
     for rank, o in enumerate(order, start=1):
         value = value_of(o.metrics, metric)
         cells = [str(rank), str(o.index), *param_cells(o.params),
-                 "-" if value is None else f"{value:.4f}", o.status, Path(o.folder).name if o.folder else "-"]
+                 number(value), o.status, Path(o.folder).name if o.folder else "-"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n\n" + metric_note(metric, kfold) + "\n"

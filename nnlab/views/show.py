@@ -21,7 +21,7 @@ from rich.table import Table
 from nnlab.errors import NnlabError
 from nnlab.runs.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
 from nnlab.runs.reading import read_history, read_kfold, read_metrics, read_text_file, resolve_run
-from nnlab.views.console import metrics_table
+from nnlab.views.summaries import metrics_table
 from nnlab.views.style import duration, number, status_style, timestamp
 
 #: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
