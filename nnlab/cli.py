@@ -193,7 +193,7 @@ def sweep(
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
-    from nnlab.views.progress import trial_line
+    from nnlab.views.progress import TrialLines
     from nnlab.views.summaries import sweep_summary
     from nnlab.sweep import run as sweeps
     from nnlab.sweep.ranking import sweep_direction, sweep_metric
@@ -220,7 +220,7 @@ def sweep(
         result = sweeps.run_sweep(base, trials, pool, runs_dir=runs_dir, data_dir=data_dir, metric=metric,
                                   executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
                                   space=space.as_dict(), kfold=kfold, jobs=jobs if executor == "local" else 1,
-                                  report=None if quiet or json_output else trial_line)
+                                  report=None if quiet or json_output else TrialLines())
     if json_output:
         typer.echo((result.run.path / "sweep.json").read_text())
     elif quiet:
@@ -287,6 +287,8 @@ def predict(
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
     plugin: Optional[List[str]] = PluginOption,
+    invert: bool = typer.Option(False, "--invert", help="Turn an image's dark into light and back (a dark digit "
+                                                        "drawn on white, for MNIST's white digits on black)."),
     json_output: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
     """Predict with a run's model: a test example (--index) or your own input (--input)."""
@@ -294,9 +296,10 @@ def predict(
     from nnlab.predict import predict as run_predict, render
 
     import_plugins(plugin or [])
-    result = run_predict(run, runs_dir=runs_dir, index=index, input_file=input_file, plot=plot, data_dir=data_dir)
+    result = run_predict(run, runs_dir=runs_dir, index=index, input_file=input_file, plot=plot, data_dir=data_dir,
+                         invert=invert)
     if json_output:
-        typer.echo(json.dumps({"run": result.folder.name, "source": result.source,
+        typer.echo(json.dumps({"run": result.folder.name, "source": result.source, "warnings": result.warnings,
                                "predictions": [p.as_dict(top) for p in result.predictions],
                                "plot": None if result.plot is None else str(result.plot)}, indent=2))
     else:

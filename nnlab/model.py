@@ -116,19 +116,61 @@ def check_output(config: Config, output_shape: tuple, task: str, num_classes: in
                                           "target: use mse, mae or huber")
 
 
+def check_on_rows(config: Config, model: Any, x: Any, y: Any) -> dict[str, float]:
+    """Compute the compiled loss and metrics on two real rows: what the rules of :func:`check_output`
+    cannot foresee (a metric that needs other label shapes, a loss's own checks), Keras tells.
+
+    Nothing is trained: the weights, the optimizer and the random state stay as they are.
+
+    Returns:
+        The figures by name (``loss``, each metric), as Keras logs them.
+
+    Raises:
+        ConfigError: at the metric (or else the loss) that cannot be computed, with Keras's reason.
+    """
+    try:
+        return {name: float(v) for name, v in model.test_on_batch(x[:2], y[:2], return_dict=True).items()}
+    except Exception as err:
+        reason = keras_reason(err)
+        built = build_objects(config).metrics  # one per config entry, in order
+        for i, (metric, obj) in enumerate(zip(config.metrics, built)):
+            name = metric if isinstance(metric, str) else next(iter(metric))
+            # Keras names the class that raised, which may be a parent (F1Score is an FBetaScore).
+            names = {name.lower(), *(c.__name__.lower() for c in type(obj).__mro__[:-1])}
+            if any(n in reason.lower() for n in names if n not in ("metric", "function", "object")):
+                raise config.error(("metrics", i), f"{name} cannot be computed on the data's labels: "
+                                                   f"{reason}") from None
+        raise config.error(("loss",), f"the loss and metrics cannot be computed on the data's labels: "
+                                      f"{reason}") from None
+
+
 def count_params(model: Any) -> int:
     """Number of parameters of the model (trainable and not)."""
     return int(model.count_params())
 
 
 def summary_text(model: Any) -> str:
-    """The model summary as plain text."""
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=90)
-    text = "\n".join(lines)
+    """The model summary as plain text, every column whole ("Param #" included).
+
+    Keras prints it through a rich console as wide as the terminal (80 columns when
+    there is none), which cuts its table; the console is given room here, and the
+    table keeps Keras's own width.
+    """
+    import os
     import re
 
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines: list[str] = []
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "400"  # read by rich and shutil when the console is made
+    try:
+        model.summary(print_fn=lambda line, **_: lines.append(line))
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    text = "\n".join(lines)
+    return "\n".join(line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines())
 
 
 def _shape(shape: Any) -> str:

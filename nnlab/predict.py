@@ -18,7 +18,7 @@ import numpy as np
 
 from nnlab.errors import DataError, NnlabError
 from nnlab.runs.format import MODEL, Status
-from nnlab.runs.reading import read_metrics, read_run_config, resolve_run
+from nnlab.runs.reading import read_env, read_metrics, read_run_config, resolve_run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -85,10 +85,11 @@ class PredictResult:
     source: str
     predictions: list[Prediction]
     plot: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None, input_file: Path | None = None,
-            plot: Path | None = None, data_dir: str | Path | None = None) -> PredictResult:
+            plot: Path | None = None, data_dir: str | Path | None = None, invert: bool = False) -> PredictResult:
     """Load a run's model.keras and predict for a test example or an input file.
 
     Args:
@@ -97,10 +98,12 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
         index: position of an example in the run's test set.
         input_file: a .npy/.npz array, an image file, or a text file of words.
         plot: a PNG file for the picture of the (first) example.
-        data_dir: a folder of downloaded dataset files.
+        data_dir: a folder of downloaded dataset files (default: the one the run recorded).
+        invert: turn an image input's dark into light and back (a black digit drawn on white,
+            for a model trained on white digits on black).
 
     Returns:
-        The predictions.
+        The predictions, and warnings (an image whose polarity is the opposite of the training images').
 
     Raises:
         NnlabError: for a run without a model, an index out of range, or input of the wrong
@@ -120,6 +123,7 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
         raise NnlabError(f"has no {MODEL} (status {status}); predict needs a completed run "
                          "(a k-fold run has one after --final)", source=str(folder))
     config, dataset, data = _data_of(folder, data_dir)
+    warnings: list[str] = []
     if index is not None:
         n = len(data.x_test)
         if not 0 <= index < n:
@@ -130,6 +134,9 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
         source = f"test example {index}"
     else:
         raw = read_input(Path(input_file), dataset, config)
+        if invert or Path(input_file).suffix.lower() in IMAGE_SUFFIXES:
+            raw, notes = _polarity(raw, dataset, invert, str(input_file))
+            warnings.extend(notes)
         x = data.preprocessor.transform_x(raw)
         truths = [None] * len(raw)
         source = str(input_file)
@@ -143,7 +150,37 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
             written = _draw(plot, predictions[0], raw[0], dataset, title=f"{folder.name}: {source}")
         except OSError as err:
             raise NnlabError(f"cannot write the figure: {err.strerror or err}", source=f"--plot {plot}") from None
-    return PredictResult(folder=folder, source=source, predictions=predictions, plot=written)
+    return PredictResult(folder=folder, source=source, predictions=predictions, plot=written, warnings=warnings)
+
+
+def _polarity(images: np.ndarray, dataset, invert: bool, source: str) -> tuple[np.ndarray, list[str]]:
+    """Images inverted if asked, and a warning when their background is the opposite of the training images'.
+
+    The background is read off the border pixels: MNIST's are black (white strokes), a digit drawn
+    on paper is white. A model answers such an inverted image with confidence all the same.
+    """
+    images = np.asarray(images, dtype="float32")
+    if not np.size(dataset.x_train) or images.ndim < 3:
+        return images, []
+    top = float(np.max(dataset.x_train)) or 1.0
+    if invert:
+        images = top - images
+    trained = _border(np.asarray(dataset.x_train[:200], dtype="float32")) / top
+    given = _border(images) / top
+    if abs(trained - given) > 0.5:
+        light = "light" if given > 0.5 else "dark"
+        other = "dark" if light == "light" else "light"
+        hint = "leave out --invert" if invert else "pass --invert to turn it round"
+        return images, [f"{source}: its background is {light}, the training images' is {other}: the prediction "
+                        f"is of an image unlike any the model saw ({hint})"]
+    return images, []
+
+
+def _border(images: np.ndarray) -> float:
+    """The median of the images' border pixels (rows and columns at their edges)."""
+    edges = np.concatenate([images[:, 0].reshape(-1), images[:, -1].reshape(-1), images[:, :, 0].reshape(-1),
+                            images[:, :, -1].reshape(-1)])
+    return float(np.median(edges))
 
 
 def _data_of(folder: Path, data_dir):
@@ -152,6 +189,9 @@ def _data_of(folder: Path, data_dir):
     from nnlab.train.data import prepare
 
     config = read_run_config(folder)
+    if data_dir is None:  # where the run found its data, if it was a data directory that is still there
+        recorded = (read_env(folder).get("data") or {}).get("data_dir")
+        data_dir = recorded if recorded and Path(recorded).is_dir() else None
     dataset = load_dataset(config, data_dir)
     try:
         kind = read_metrics(folder).get("kind")
@@ -400,6 +440,8 @@ def render(result: PredictResult, top: int, console=None) -> None:
     from nnlab.views.style import number
 
     console = console or Console(highlight=False)
+    for warning in result.warnings:
+        Console(stderr=True, highlight=False).print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     console.print(f"run {result.folder.name}: {result.source}", soft_wrap=True)
     shown = result.predictions[:MAX_PRINTED]
     for i, p in enumerate(shown):

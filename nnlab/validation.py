@@ -25,15 +25,11 @@ def check_config(config: Config, data_dir: str | Path | None = None) -> str:
     from nnlab.model import build_model, count_params
     from nnlab.train.data import prepare
 
-    from nnlab.keras_objects import keras_reason
+    from nnlab.model import check_on_rows
 
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
-    try:  # one forward pass and loss on two real rows: what the rules above cannot foresee, Keras tells
-        model.test_on_batch(data.x_train[:2], data.y_train[:2])
-    except Exception as err:
-        raise config.error(("loss",), f"the model's loss and metrics cannot be computed on the data's "
-                                      f"labels: {keras_reason(err)}") from None
+    check_on_rows(config, model, data.x_train, data.y_train)
     return (f"{dataset.name} ({dataset.task}, {len(data.x_train)} training rows of shape "
             f"{data.input_shape}), {len(model.layers)} layers, {count_params(model):,} parameters")

@@ -67,7 +67,21 @@ def test_path_may_name_the_file_itself_in_any_size(offline, tmp_path):
     shutil.copy(file, renamed)
     data = datasets.get("imdb").load(path=str(renamed))
     assert len(data.x_train) == 7 and len(data.x_test) == 5
-    assert any("differs from the published file" in n for n in data.extras["notes"])
+    # Other arrays than the published ones: the note says what differs.
+    assert any("is not the published imdb file" in n and "12 examples (published: 50,000)" in n
+               for n in data.extras["notes"])
+    assert list(data.extras["files"]) == [str(renamed)] and len(data.extras["files"][str(renamed)]) == 64
+
+
+def test_a_rebuilt_file_with_the_published_arrays_gets_no_note(offline, tmp_path):
+    # Other bytes (np.savez of the same rows), the published shape: figures match, so nothing to say.
+    write_boston_housing(tmp_path / "d", rows=506)
+    data = datasets.get("boston_housing").load(data_dir=str(tmp_path / "d"))
+    assert len(data.x_train) == 404 and not any("published" in n for n in data.extras["notes"])
+    short = write_boston_housing(tmp_path / "e", rows=50)
+    data = datasets.get("boston_housing").load(data_dir=str(tmp_path / "e"))
+    assert any(f"{short} is not the published boston_housing file: it has 50 examples" in n
+               for n in data.extras["notes"])
 
 
 def test_keras_cache_comes_after_the_data_directory(monkeypatch, tmp_path):

@@ -19,7 +19,7 @@ from nnlab.views import style
 
 from conftest import SPIRAL
 
-BASE = SPIRAL.replace("epochs: 5, batch_size: full", "epochs: 4, batch_size: 32")
+BASE = SPIRAL.replace("epochs: 5, batch_size: full", "epochs: 4, batch_size: 32, validation_split: 0.2")
 GRID = {"optimizer.learning_rate": [0.1, 1.0],
         "model.layers": [[{"Dense": {"units": 3, "activation": "softmax"}}],
                          [{"Dense": {"units": 8, "activation": "tanh"}}, {"Dense": {"units": 3, "activation": "softmax"}}]]}
@@ -372,7 +372,7 @@ def test_sweep_command_end_to_end(cli, write_config, tmp_path):
     path = write_config(BASE + "sweep:\n  grid: {optimizer.learning_rate: [0.1, 1.0]}\n")
     result = cli("sweep", path, "--runs-dir", tmp_path / "runs", "--set", "training.epochs=1")
     assert result.exit_code == 0, result.output
-    assert "ranked by test_loss" in result.output and "sweep folder" in result.output
+    assert "ranked by val_loss" in result.output and "sweep folder" in result.output
     assert len(list((tmp_path / "runs").iterdir())) == 3
     refused = cli("sweep", path, "--grid", "training.epochs=1,-1", "--runs-dir", tmp_path / "bad")
     assert refused.exit_code == 2 and "trial 1" in refused.stderr and not (tmp_path / "bad").exists()
@@ -441,3 +441,29 @@ def test_local_ray_cluster_gives_the_same_metrics_as_local(local_sweep, local_kf
     import ray
 
     assert not ray.is_initialized(), "the executor shuts down the instance it started"
+
+
+def test_without_validation_rows_a_sweep_is_refused_unless_a_test_metric_is_named(cli, write_config, tmp_path):
+    no_validation = write_config(BASE.replace(", validation_split: 0.2", ""))
+    runs = tmp_path / "runs"
+    refused = cli("sweep", no_validation, "--runs-dir", runs, "--grid", "seed=1,2")
+    assert refused.exit_code == 2 and "validation_split" in refused.output and "--kfold" in refused.output
+    assert not runs.exists()
+    on_purpose = cli("sweep", no_validation, "--runs-dir", runs, "--grid", "seed=1,2", "--metric", "test_loss",
+                     "--set", "training.epochs=1")
+    assert on_purpose.exit_code == 0, on_purpose.output
+    assert "ranked on the test set as asked" in on_purpose.output
+    summary = next(runs.glob("*_sweep/summary.md")).read_text()
+    assert "optimistic" in summary
+    # The progress lines and the ranked table number the trials alike.
+    assert "trial 0 " in on_purpose.output and "trial 1 " in on_purpose.output and "[2/2]" in on_purpose.output
+
+
+def test_missing_data_is_refused_once_before_any_trial(cli, write_config, tmp_path):
+    path = write_config(BASE.replace("{name: spiral, points_per_class: 50, classes: 3}",
+                                     "{name: npz, path: nowhere/missing.npz}"))
+    runs = tmp_path / "runs"
+    result = cli("sweep", path, "--runs-dir", runs, "--grid", "seed=1,2,3")
+    assert result.exit_code == 2, result.output
+    assert result.output.count("missing.npz") == 1 and "Traceback" not in result.output
+    assert not runs.exists() or not any(runs.iterdir())

@@ -233,8 +233,7 @@ def _keras_reads_local(module: Any, files: dict[str, Path]) -> Iterator[list[str
             raise DataError(f"Keras asked for '{name}', which nnlab did not expect (files: {sorted(files)})")
         local = files[name]
         if file_hash and local.is_file() and not file_utils.validate_file(str(local), file_hash):
-            notes.append(f"{local} differs from the published file (its hash is not {file_hash[:12]}...); "
-                         "used as it is")
+            notes.append(f"{local} {_HASH_NOTE} (its hash is not {file_hash[:12]}...); used as it is")
         return str(local)
 
     with _PATCH_LOCK:
@@ -325,7 +324,7 @@ def _idx_is_whole(data: bytes) -> bool:
 
 
 def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, path: str | None,
-                data_dir: str | None) -> tuple[tuple, str, list[str]]:
+                data_dir: str | None, rows_fixed: bool = True) -> tuple[tuple, str, list[str], dict[str, str]]:
     """Find the files of dataset ``name`` and read them, in the documented order.
 
     Args:
@@ -335,9 +334,12 @@ def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, p
             for "let Keras use its cache or download".
         path: ``dataset.path`` (a data directory or the file itself).
         data_dir: ``--data-dir`` (else ``$NNLAB_DATA_DIR``).
+        rows_fixed: the loader's options keep every published row (no ``maxlen``), so a
+            different number of rows means a different file.
 
     Returns:
-        ``(arrays, source, notes)``: source says where the data came from.
+        ``(arrays, source, notes, files)``: source says where the data came from; files
+        maps each local file read to its SHA-256 (recorded in the run's env.json).
 
     Raises:
         DataError: nothing could be read; says which file to place where.
@@ -357,9 +359,10 @@ def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, p
         except Exception as err:  # a damaged or foreign file: name it, never a traceback
             shown = str(next(iter(files.values()))) if len(files) == 1 else str(damaged_file(files.values()) or root)
             raise DataError(f"cannot read it as Keras's {name} format ({_reason(err)})", source=shown) from None
+        notes = _published_or_not(spec, arrays, notes, rows_fixed)
         for note in notes:
             log.warning("note: %s", note)
-        return arrays, f"{kind} {root}", notes
+        return arrays, f"{kind} {root}", notes, {str(f): sha256_of(f) for f in files.values() if f.is_file()}
     # Keras's cache, then its download: Keras's own get_file checks the published hash.
     cached = located is not None
     try:
@@ -377,7 +380,49 @@ def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, p
             f"{name}: {where} and the download failed ({_reason(err)}). Place {spec.files_hint} "
             f"(from {spec.origin_hint}) in a data directory and pass --data-dir DIR "
             f"(or set {DATA_DIR_ENV}, or dataset.path in the config); looked in: {', '.join(looked)}") from None
-    return arrays, "keras cache" if cached else "keras download", notes
+    return arrays, "keras cache" if cached else "keras download", notes, {}
+
+
+#: How a note about a file whose hash is not the published one ends (see _keras_reads_local).
+_HASH_NOTE = "differs from the published file"
+
+
+def _published_or_not(spec: KerasSet, arrays: tuple, notes: list[str], rows_fixed: bool) -> list[str]:
+    """The notes worth printing: a file whose hash is not the published one is named only when its
+    arrays are not the published ones either (another number of examples, another example shape).
+
+    A file rebuilt from the same data (bench/make_boston_npz.py, a re-saved npz) has other
+    bytes but the same arrays: its figures match the lesson's, and its hash is still
+    recorded in the run's env.json.
+    """
+    different = [n for n in notes if _HASH_NOTE in n]
+    if not different:
+        return notes
+    (x_train, _), (x_test, _) = arrays
+    found_rows, found_shape = len(x_train) + len(x_test), tuple(x_train.shape[1:])
+    published_rows, published_shape = spec.train_shape[0] + spec.test_shape[0], tuple(spec.train_shape[1:])
+    unlike = []
+    if rows_fixed and found_rows != published_rows:
+        unlike.append(f"{found_rows:,} examples (published: {published_rows:,})")
+    if found_shape != published_shape:
+        unlike.append(f"examples of shape {found_shape} (published: {published_shape})")
+    kept = [n for n in notes if n not in different]
+    if unlike:
+        file = different[0].split(f" {_HASH_NOTE}")[0]
+        kept.append(f"{file} is not the published {spec.name} file: it has {' and '.join(unlike)}; "
+                    "figures will not match the lesson's")
+    return kept
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _via_keras(name: str, **kwargs: Any) -> Callable[[dict[str, Path] | None], tuple]:
@@ -551,22 +596,24 @@ def encode_words(text: str, word_index: dict[str, int], *, num_words: int | None
 
 # -- the registered datasets -----------------------------------------------------------------
 
-def _images(name: str, arrays: tuple, source: str, notes: list[str], class_names: list[str]) -> Dataset:
+def _images(name: str, arrays: tuple, source: str, notes: list[str], class_names: list[str],
+            files: dict[str, str]) -> Dataset:
     (x_train, y_train), (x_test, y_test) = arrays
     return Dataset(name=name, task="multiclass", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    class_names=class_names, image_shape=tuple(int(d) for d in x_train.shape[1:]), source=source,
-                   extras={"notes": notes})
+                   extras={"notes": notes, "files": files})
 
 
 def _sequences(name: str, task: Task, arrays: tuple, source: str, notes: list[str], class_names: list[str],
-               *, num_words: int | None, index_from: int, path: str | None, data_dir: str | None) -> Dataset:
+               *, num_words: int | None, index_from: int, path: str | None, data_dir: str | None,
+               files: dict[str, str]) -> Dataset:
     (x_train, y_train), (x_test, y_test) = arrays
     if not num_words:
         num_words = max((max(s) for s in (*x_train, *x_test) if len(s)), default=0) + 1
     word_index = find_word_index(name, path, data_dir)
     return Dataset(name=name, task=task, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    class_names=class_names, source=source,
-                   extras={"notes": notes, "sequences": True, "index_from": index_from,
+                   extras={"notes": notes, "files": files, "sequences": True, "index_from": index_from,
                            # multi_hot width: Keras keeps indices below num_words
                            "vocabulary_size": int(num_words),
                            "word_index_file": str(word_index) if word_index else None})
@@ -580,9 +627,9 @@ def mnist(path: str | None = None, data_dir: str | None = None) -> Dataset:
         path: a data directory holding mnist.npz, or the file itself.
         data_dir: the data directory of ``--data-dir`` / NNLAB_DATA_DIR.
     """
-    arrays, source, notes = load_arrays("mnist", _via_keras("mnist", path="mnist.npz"), path=path,
+    arrays, source, notes, files = load_arrays("mnist", _via_keras("mnist", path="mnist.npz"), path=path,
                                         data_dir=data_dir)
-    return _images("mnist", arrays, source, notes, [str(d) for d in range(10)])
+    return _images("mnist", arrays, source, notes, [str(d) for d in range(10)], files)
 
 
 @register("fashion_mnist", task="multiclass", summary=KERAS_SETS["fashion_mnist"].summary)
@@ -593,9 +640,9 @@ def fashion_mnist(path: str | None = None, data_dir: str | None = None) -> Datas
         path: a data directory holding fashion-mnist/ (the four idx .gz files), or that folder.
         data_dir: the data directory of ``--data-dir`` / NNLAB_DATA_DIR.
     """
-    arrays, source, notes = load_arrays("fashion_mnist", _via_keras("fashion_mnist"), path=path,
+    arrays, source, notes, files = load_arrays("fashion_mnist", _via_keras("fashion_mnist"), path=path,
                                         data_dir=data_dir)
-    return _images("fashion_mnist", arrays, source, notes, list(FASHION_CLASSES))
+    return _images("fashion_mnist", arrays, source, notes, list(FASHION_CLASSES), files)
 
 
 @register("cifar10", task="multiclass", summary=KERAS_SETS["cifar10"].summary)
@@ -612,8 +659,8 @@ def cifar10(path: str | None = None, data_dir: str | None = None) -> Dataset:
             return _keras_module("cifar10").load_data(), []
         return read_cifar10(files), []
 
-    arrays, source, notes = load_arrays("cifar10", read, path=path, data_dir=data_dir)
-    return _images("cifar10", arrays, source, notes, list(CIFAR10_CLASSES))
+    arrays, source, notes, files = load_arrays("cifar10", read, path=path, data_dir=data_dir)
+    return _images("cifar10", arrays, source, notes, list(CIFAR10_CLASSES), files)
 
 
 @register("imdb", task="binary", summary=KERAS_SETS["imdb"].summary)
@@ -631,10 +678,10 @@ def imdb(path: str | None = None, data_dir: str | None = None, num_words: Count 
     """
     options = dict(num_words=num_words, skip_top=skip_top, maxlen=maxlen, seed=seed, start_char=start_char,
                    oov_char=oov_char, index_from=index_from)
-    arrays, source, notes = load_arrays("imdb", _via_keras("imdb", path="imdb.npz", **options), path=path,
-                                        data_dir=data_dir)
+    arrays, source, notes, files = load_arrays("imdb", _via_keras("imdb", path="imdb.npz", **options), path=path,
+                                               data_dir=data_dir, rows_fixed=maxlen is None)
     return _sequences("imdb", "binary", arrays, source, notes, ["negative", "positive"], num_words=num_words,
-                      index_from=index_from, path=path, data_dir=data_dir)
+                      index_from=index_from, path=path, data_dir=data_dir, files=files)
 
 
 @register("reuters", task="multiclass", summary=KERAS_SETS["reuters"].summary)
@@ -652,11 +699,11 @@ def reuters(path: str | None = None, data_dir: str | None = None, num_words: Cou
     """
     options = dict(num_words=num_words, skip_top=skip_top, maxlen=maxlen, test_split=test_split, seed=seed,
                    start_char=start_char, oov_char=oov_char, index_from=index_from)
-    arrays, source, notes = load_arrays("reuters", _via_keras("reuters", path="reuters.npz", **options),
-                                        path=path, data_dir=data_dir)
+    arrays, source, notes, files = load_arrays("reuters", _via_keras("reuters", path="reuters.npz", **options),
+                                               path=path, data_dir=data_dir, rows_fixed=maxlen is None)
     names = list(_keras_module("reuters").get_label_names())
     return _sequences("reuters", "multiclass", arrays, source, notes, names, num_words=num_words,
-                      index_from=index_from, path=path, data_dir=data_dir)
+                      index_from=index_from, path=path, data_dir=data_dir, files=files)
 
 
 @register("boston_housing", task="regression", summary=KERAS_SETS["boston_housing"].summary)
@@ -670,10 +717,10 @@ def boston_housing(path: str | None = None, data_dir: str | None = None, test_sp
         test_split: fraction of the shuffled rows held out as the test part.
         seed: seed of Keras's shuffle.
     """
-    arrays, source, notes = load_arrays(
+    arrays, source, notes, files = load_arrays(
         "boston_housing", _via_keras("boston_housing", path="boston_housing.npz", test_split=test_split, seed=seed),
         path=path, data_dir=data_dir)
     (x_train, y_train), (x_test, y_test) = arrays
     return Dataset(name="boston_housing", task="regression", x_train=x_train, y_train=y_train, x_test=x_test,
                    y_test=y_test, feature_names=list(BOSTON_FEATURES) if x_train.shape[1:] == (13,) else None,
-                   source=source, extras={"notes": notes})
+                   source=source, extras={"notes": notes, "files": files})

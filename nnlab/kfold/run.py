@@ -104,7 +104,7 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                     argv: list[str] | None, tags: dict[str, Any] | None) -> KFoldResult:
     """The part of :func:`run_kfold` from the model check on: the folder, the folds, the summary."""
     from nnlab.train.results import run_stage, writing
-    from nnlab.train.run import new_metrics, write_run_files
+    from nnlab.train.run import data_record, new_metrics, write_run_files
 
     settings = config.kfold
     k, n = settings.k, len(dataset.y_train)
@@ -122,7 +122,7 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                                "epochs": config.training.epochs, "monitor": settings.monitor,
                                "mode": settings.mode, "smoothing": settings.smoothing}
     with writing(run, metrics):
-        write_run_files(run, config, model_summary, argv, jobs=jobs)
+        write_run_files(run, config, model_summary, argv, data_record(dataset, data_dir), jobs=jobs)
         run.write_json(runfile.METRICS, metrics.to_dict())
 
         def record(result: FoldResult) -> None:
@@ -202,20 +202,15 @@ def _check_model(config: Config, dataset: Dataset,
         ``(parameter count, model summary text, the metrics' directions)``.
     """
     from nnlab.backend import seed_everything
-    from nnlab.keras_objects import keras_reason
     from nnlab.metric_names import direction, directions_of, unknown_direction_message
-    from nnlab.model import build_model, count_params, summary_text
+    from nnlab.model import build_model, check_on_rows, count_params, summary_text
     from nnlab.suggestions import unknown_name_message
     from nnlab.train.data import prepare
 
     seed_everything(config.seed, config.training.deterministic)
     data = prepare(config, dataset, *split)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
-    try:
-        names = model.test_on_batch(data.x_val[:2], data.y_val[:2], return_dict=True)
-    except Exception as err:  # the loss or a metric cannot take these labels
-        raise NnlabError(f"the model cannot be evaluated on its data: {keras_reason(err)}",
-                         source=config.source) from None
+    names = check_on_rows(config, model, data.x_val, data.y_val)
     reported = [f"val_{name}" for name in names]
     monitor = config.kfold.monitor
     if monitor not in reported:

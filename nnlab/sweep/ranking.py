@@ -11,12 +11,16 @@ from nnlab.errors import ConfigError
 from nnlab.metric_names import direction, direction_of_objects, unknown_direction_message, value_of
 
 
-def default_metric(config: Config, kfold: bool = False) -> str:
-    """k-fold trials: the config's kfold.monitor; else val_loss where trials validate, test_loss otherwise."""
+def default_metric(config: Config, kfold: bool = False) -> str | None:
+    """k-fold trials: the config's kfold.monitor; else val_loss where trials validate; else None.
+
+    Never a test metric: choosing the best trial on the test set makes its test figure
+    an optimistic one (the mistake the lessons warn against).
+    """
     if kfold:
         return config.kfold.monitor
     t = config.training
-    return "val_loss" if (t.validation_split or t.validation_holdout) else "test_loss"
+    return "val_loss" if (t.validation_split or t.validation_holdout) else None
 
 
 def best_monitor(config: Config, kfold: bool = False) -> str:
@@ -37,6 +41,12 @@ def sweep_metric(base: Config, metric: str | None, kfold: bool = False) -> str:
     """
     from_config = metric is None and base.sweep is not None and base.sweep.metric is not None
     chosen = metric or (base.sweep.metric if from_config else None) or default_metric(base, kfold)
+    if chosen is None:
+        raise ConfigError("the trials hold out no validation rows, so nothing fair can rank them (choosing on the "
+                          "test set makes the winner's test figure optimistic): hold some out with --set "
+                          "training.validation_split=0.2 (or training.validation_holdout=N), validate every trial "
+                          "with --kfold, or rank on the test set on purpose with --metric test_loss",
+                          source=base.source, key="training")
 
     def refuse(message: str) -> ConfigError:
         if from_config:
@@ -100,6 +110,9 @@ def metric_note(metric: str, kfold: bool) -> str:
     if kfold:
         return (f"{metric} is the mean over the folds of each fold's {metric} after its last epoch "
                 f"(its standard deviation is validation_std in the trial's metrics.json).")
+    if metric.startswith("test_"):
+        return (f"{metric} is the trained model's on the test set, after the last epoch: ranked on the test set "
+                "as asked, so the best trial's test figure is optimistic; confirm it on data no trial saw.")
     return f"{metric} is the trained model's, after the last epoch."
 
 

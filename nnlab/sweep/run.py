@@ -168,6 +168,25 @@ def _task_key(fn: Callable[..., Any], args: tuple) -> str:
     return json.dumps([fn.__module__, fn.__qualname__, list(args)], sort_keys=True, default=str)
 
 
+def check_data(trials: list[Trial], data_dir: str | Path | None) -> None:
+    """Load each distinct dataset of the trials once, before any trial starts.
+
+    Data that is missing or damaged is then refused once, with ``nnlab train``'s
+    message, instead of once per trial after the sweep folder exists.
+
+    Raises:
+        NnlabError: the first dataset that cannot be loaded.
+    """
+    from nnlab.datasets.loading import load_dataset
+
+    seen: set[str] = set()
+    for trial in trials:
+        key = json.dumps(trial.config.to_dict()["dataset"], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            load_dataset(trial.config, data_dir)
+
+
 # -- the sweep --------------------------------------------------------------------------------
 
 @dataclass
@@ -209,6 +228,7 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     """
     metric = sweep_metric(base, metric, kfold)
     way = sweep_direction(base, metric)
+    check_data(trials, data_dir)
     started = utc_now()
     sweep = RunFolder.create(runs_dir, base.name, runfile.KIND_SUFFIX["sweep"], started=started)
     outcomes = [TrialOutcome(t.index, t.params) for t in trials]

@@ -20,7 +20,7 @@ from nnlab.environment import environment
 from nnlab.errors import NnlabError
 from nnlab.keras_objects import keras_reason
 from nnlab.metric_names import directions_of
-from nnlab.model import build_model, count_params, summary_text
+from nnlab.model import build_model, check_on_rows, count_params, summary_text
 from nnlab.runs import format as runfile
 from nnlab.runs.folder import RunFolder, utc_now, write_history_csv
 from nnlab.runs.format import RunMetrics, Status
@@ -52,12 +52,23 @@ def new_metrics(run: RunFolder, config: Config, kind: str, dataset: Any, *, star
     return metrics
 
 
+def data_record(dataset: Any, data_dir: str | Path | None) -> dict[str, Any]:
+    """Where a run's data came from, for env.json: ``nnlab predict`` finds it again there, and the
+    files' SHA-256 say whether it is still the same data."""
+    folder = data_dir
+    if folder is None and str(dataset.source).startswith("data dir "):
+        folder = str(dataset.source)[len("data dir "):]
+    return {"name": dataset.name, "source": dataset.source,
+            "data_dir": None if folder is None else str(Path(folder).expanduser().resolve()),
+            "files": dict(dataset.extras.get("files") or {})}
+
+
 def write_run_files(run: RunFolder, config: Config, model_summary: str, argv: list[str] | None,
-                    **environment_extras: Any) -> None:
-    """config.yaml, env.json and summary.txt of a new run folder."""
+                    data: dict[str, Any], **environment_extras: Any) -> None:
+    """config.yaml, env.json (with ``data``, see :func:`data_record`) and summary.txt of a new run folder."""
     run.write_yaml(runfile.CONFIG, config.to_dict())
     run.write_json(runfile.ENV, {**environment(config.seed, argv), "overrides": config.overrides,
-                                 "config_source": config.source, **environment_extras})
+                                 "config_source": config.source, "data": data, **environment_extras})
     run.write_text(runfile.SUMMARY, model_summary + "\n")
 
 
@@ -89,7 +100,9 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
     data = prepare(config, dataset)
     release_sequences(dataset)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
+    check_on_rows(config, model, data.x_train, data.y_train)
     configure_execution(model, config)
+    source = data_record(dataset, data_dir)
 
     started = utc_now()
     run = RunFolder.create(runs_dir, config.name, started=started)
@@ -97,7 +110,7 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
                           train_rows=len(data.x_train), validation_rows=0 if data.x_val is None else len(data.x_val),
                           tags=tags)
     with writing(run, metrics):
-        write_run_files(run, config, summary_text(model), argv)
+        write_run_files(run, config, summary_text(model), argv, source)
         run.write_json(runfile.METRICS, metrics.to_dict())
     return _fit_and_record(config, model, data, run, metrics, report)
 

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from rich.markup import escape
+
 from nnlab.views.console import console
 from nnlab.views.style import compact, number, status_style
 
@@ -69,11 +71,23 @@ class EpochProgress:
             sys.stdout.flush()
 
 
-def trial_line(outcome: Any, total: int) -> None:
-    """One line per finished sweep trial."""
-    params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items()) or "(the config as it is)"
-    style = status_style(outcome.status)
-    console.print(f"trial {outcome.index + 1}/{total} [{style}]{outcome.status}[/] {params}", soft_wrap=True)
+class TrialLines:
+    """One line per finished sweep trial: ``[4/7] trial 3 completed lr=0.1``.
+
+    Trials keep the number the ranked table, sweep.json and ``--filter trial=N`` give
+    them (from 0); the count in brackets says how many of the trials have finished.
+    """
+
+    def __init__(self):
+        self.done = 0
+
+    def __call__(self, outcome: Any, total: int) -> None:
+        self.done += 1
+        params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items()) or "(the config as it is)"
+        style = status_style(outcome.status)
+        count = escape(f"[{self.done}/{total}]")
+        console.print(f"{count} trial {outcome.index} [{style}]{outcome.status}[/] {escape(params)}",
+                      soft_wrap=True, markup=True)
 
 
 class KFoldProgress:
