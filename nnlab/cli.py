@@ -16,6 +16,26 @@ import typer
 from nnlab import __version__
 from nnlab.errors import NnlabError
 
+def _without_type_labels() -> None:
+    """Typer's help prints each parameter's Python type (``<str>``, ``<bool>``, ``<path>``) beside its
+    name, and a required argument as ``{CONFIG}`` in the usage line; the help text says what to give,
+    with a METAVAR where one helps, so the labels go and the usage reads ``nnlab kfold CONFIG``."""
+    from typer import core
+
+    core.TyperArgument.display_type_rich = lambda self, ctx: None
+    core.TyperOption.display_type_rich = lambda self, ctx: self.metavar
+    if hasattr(core.TyperArgument, "_usage_display_name"):  # typer 0.20 and later
+        usage = core.TyperArgument._usage_display_name
+
+        def plain_required(self) -> str:
+            shown = usage(self)
+            return shown[1:-1] if shown.startswith("{") and shown.endswith("}") else shown
+
+        core.TyperArgument._usage_display_name = plain_required
+
+
+_without_type_labels()
+
 app = typer.Typer(
     name="nnlab",
     help="Run Keras neural-network experiments from YAML configs, and keep every run.",
@@ -27,7 +47,7 @@ app = typer.Typer(
 
 SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                          help="Override a config key (dotted path, YAML value); repeatable.")
-RunsDirOption = typer.Option(Path("runs"), "--runs-dir", help="Root folder of the run folders.")
+RunsDirOption = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Root folder of the run folders.")
 PluginOption = typer.Option(None, "--plugin", metavar="MODULE",
                             help="Import a Python module first (your registered Keras objects); repeatable. "
                                  "A config itself never imports anything.")
@@ -43,7 +63,7 @@ def _existing_folder(value: Optional[Path]) -> Optional[Path]:
     return value
 
 
-DataDirOption = typer.Option(None, "--data-dir", envvar="NNLAB_DATA_DIR", callback=_existing_folder,
+DataDirOption = typer.Option(None, "--data-dir", metavar="DIR", envvar="NNLAB_DATA_DIR", callback=_existing_folder,
                              help="Folder of downloaded dataset files (Keras formats).")
 BackendOption = typer.Option(None, "--backend", metavar="NAME",
                              help="Keras backend: tensorflow, jax or torch (default: the config's backend, "
@@ -98,7 +118,7 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 @app.command()
 @user_errors
 def train(
-    config: Optional[str] = typer.Argument(None, help="A YAML config file, or the name of one (e.g. spiral_mlp)."),
+    config: Optional[str] = typer.Argument(None, metavar="CONFIG", help="A YAML config file, or the name of one (e.g. spiral_mlp)."),
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -109,7 +129,10 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
-    """Train one experiment and write its run folder under runs/."""
+    """Train one experiment and write its run folder under runs/.
+
+    Example: [bold]nnlab train spiral_mlp --set training.epochs=200[/]
+    """
     from nnlab.config import load_config
     from nnlab.plugins import import_plugins
     from nnlab.views.progress import EpochProgress
@@ -131,18 +154,21 @@ def train(
         label, epochs = cfg.name, cfg.training.epochs
         start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
     _run_and_render(start, lambda: EpochProgress(label, epochs), quiet=quiet, json_output=json_output,
-                    render=lambda result: run_summary(result.metrics, str(result.run.path)))
+                    render=lambda result: run_summary(result.metrics, str(result.run.path), result.history))
 
 
 @app.command()
 @user_errors
 def validate(
-    config: str = typer.Argument(..., help="A YAML config file, or the name of one."),
+    config: str = typer.Argument(..., metavar="CONFIG", help="A YAML config file, or the name of one."),
     set_: Optional[List[str]] = SetOption,
     data_dir: Optional[Path] = DataDirOption,
     plugin: Optional[List[str]] = PluginOption,
 ) -> None:
-    """Check a config completely (schema, Keras names, model against its data) without training."""
+    """Check a config completely (schema, Keras names, model against its data) without training.
+
+    Example: [bold]nnlab validate digits --set loss=mse[/]
+    """
     from nnlab.config import load_config
     from nnlab.plugins import import_plugins
     from nnlab.views.console import console
@@ -156,7 +182,10 @@ def validate(
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of a config, for editors."""
+    """Print the JSON Schema of a config, for editors.
+
+    Example: [bold]nnlab schema > nnlab.schema.json[/]
+    """
     from nnlab.config import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
@@ -165,7 +194,7 @@ def schema() -> None:
 @app.command()
 @user_errors
 def sweep(
-    config: str = typer.Argument(..., help="A YAML config file, or the name of one (e.g. imdb_variants)."),
+    config: str = typer.Argument(..., metavar="CONFIG", help="A YAML config file, or the name of one (e.g. imdb_variants)."),
     grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2,...",
                                              help="Values of a dotted key to try; repeatable (a grid)."),
     random: Optional[int] = typer.Option(None, "--random", metavar="N", help="Draw N random trials."),
@@ -173,13 +202,13 @@ def sweep(
                                               help="uniform(a,b), loguniform(a,b), randint(a,b), choice(...)."),
     kfold: bool = typer.Option(False, "--kfold", help="Run every trial as a k-fold validation (nnlab kfold); "
                                                       "ranked by the mean validation metric over the folds."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="What ranks trials, e.g. val_accuracy."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (local), or CPUs of a local Ray."),
-    executor: str = typer.Option("local", "--executor", help="local or ray."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, ray://host:port."),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", min=0.0,
+    metric: Optional[str] = typer.Option(None, "--metric", metavar="METRIC", help="What ranks trials, e.g. val_accuracy."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N", help="Worker processes (local), or CPUs of a local Ray."),
+    executor: str = typer.Option("local", "--executor", metavar="NAME", help="local or ray."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="ADDRESS", help="Ray cluster: auto, ray://host:port."),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", min=0.0, metavar="CPUS",
                                          help="CPUs per Ray task (a trial, or a fold with --kfold)."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", min=0.0,
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", min=0.0, metavar="GPUS",
                                          help="GPUs per Ray task (a trial, or a fold with --kfold)."),
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = RunsDirOption,
@@ -189,7 +218,10 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
     json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
 ) -> None:
-    """Run variations of a config (a grid, a list of variants, random draws), each a run; rank them."""
+    """Run variations of a config (a grid, a list of variants, random draws), each a run; rank them.
+
+    Example: [bold]nnlab sweep digits --grid model.layers.0.Dense.units=16,64[/]
+    """
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
@@ -255,7 +287,10 @@ def compare(
                                          help="History column for --plot (default val_loss)."),
     runs_dir: Path = RunsDirOption,
 ) -> None:
-    """List runs as one table; two runs side by side; their curves overlaid."""
+    """List runs as one table; two runs side by side; their curves overlaid.
+
+    Example: [bold]nnlab compare --sort test_accuracy --last 5[/]
+    """
     from nnlab.views.compare import run_compare
 
     run_compare(paths or [], runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
@@ -265,10 +300,13 @@ def compare(
 @app.command()
 @user_errors
 def show(
-    run: str = typer.Argument(..., help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
     runs_dir: Path = RunsDirOption,
 ) -> None:
-    """Show one run: config, model, final metrics with the baseline, epochs, plots."""
+    """Show one run: config, model, final metrics with the baseline, epochs, plots.
+
+    Example: [bold]nnlab show last[/]
+    """
     from nnlab.views.show import show_run
 
     show_run(run, runs_dir)
@@ -277,7 +315,7 @@ def show(
 @app.command()
 @user_errors
 def predict(
-    run: str = typer.Argument(..., help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
     index: Optional[int] = typer.Option(None, "--index", "-i", metavar="I", help="A test example of the run."),
     input_file: Optional[Path] = typer.Option(None, "--input", metavar="FILE",
                                               help=".npy/.npz array, an image file, or a text file of words."),
@@ -291,7 +329,10 @@ def predict(
                                                         "drawn on white, for MNIST's white digits on black)."),
     json_output: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
-    """Predict with a run's model: a test example (--index) or your own input (--input)."""
+    """Predict with a run's model: a test example (--index) or your own input (--input).
+
+    Example: [bold]nnlab predict last --input digit.png --plot digit_prediction.png[/]
+    """
     from nnlab.plugins import import_plugins
     from nnlab.predict import predict as run_predict, render
 
@@ -318,7 +359,10 @@ def datasets_list(
     data_dir: Optional[Path] = DataDirOption,
     json_output: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
-    """List the registered datasets: task, shapes, classes, source, and whether they are available offline."""
+    """List the registered datasets: task, shapes, classes, source, and whether they are available offline.
+
+    Example: [bold]nnlab datasets --data-dir ~/keras-data[/]
+    """
     if ctx.invoked_subcommand is not None:
         return
     from dataclasses import asdict
@@ -335,12 +379,15 @@ def datasets_list(
 @datasets_app.command("show")
 @user_errors
 def datasets_show(
-    name: str = typer.Argument(..., help="A dataset name (see nnlab datasets)."),
+    name: str = typer.Argument(..., metavar="NAME", help="A dataset name (see nnlab datasets)."),
     index: int = typer.Option(0, "--index", "-i", min=0, metavar="I", help="Which example."),
-    split: str = typer.Option("train", "--split", help="train or test."),
+    split: str = typer.Option("train", "--split", metavar="PART", help="train or test."),
     data_dir: Optional[Path] = DataDirOption,
 ) -> None:
-    """Show one example: a review or newswire decoded to words, an image, or a row of features."""
+    """Show one example: a review or newswire decoded to words, an image, or a row of features.
+
+    Example: [bold]nnlab datasets show imdb --index 0[/]
+    """
     from nnlab.datasets.catalog import example, print_example
 
     print_example(example(name, index, split, data_dir))
@@ -349,27 +396,34 @@ def datasets_show(
 @app.command()
 @user_errors
 def kfold(
-    config: str = typer.Argument(..., help="A YAML config file, or the name of one (e.g. boston)."),
-    k: Optional[int] = typer.Option(None, "--k", min=2, help="Number of folds (default: the config's kfold.k)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs per fold (default: the config's)."),
+    config: str = typer.Argument(..., metavar="CONFIG", help="A YAML config file, or the name of one (e.g. boston)."),
+    k: Optional[int] = typer.Option(None, "--k", min=2, metavar="N", help="Number of folds (default: the config's kfold.k)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, metavar="N", help="Epochs per fold (default: the config's)."),
     shuffle: Optional[bool] = typer.Option(None, "--shuffle/--no-shuffle",
                                            help="Shuffle rows before cutting folds (default: kfold.shuffle)."),
     final: bool = typer.Option(False, "--final", help="Then train on the whole training part for the best "
                                                       "epoch count and evaluate on the test set."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Train folds in this many worker processes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N", help="Train folds in this many worker processes."),
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = RunsDirOption,
     data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
-    """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model."""
+    """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model.
+
+    Example: [bold]nnlab kfold boston --final --data-dir ~/keras-data[/]
+    """
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.kfold.run import run_kfold
+    from nnlab.plugins import import_plugins
     from nnlab.views.progress import KFoldProgress
     from nnlab.views.summaries import kfold_summary
+
+    import_plugins(plugin or [])  # before the workers start: they are spawned after, and import it with the config
 
     overrides = _with_backend(backend, list(set_ or []))
     # The options are overrides like --set, so they are validated and recorded the same way.

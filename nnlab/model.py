@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nnlab.backend import keras
 from nnlab.config import Config
 from nnlab.keras_objects import build_objects, keras_reason
 from nnlab.preprocessing import ONEHOT_LOSSES, wants_onehot
+
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()
 
 _SPARSE_LOSSES = {"sparse_categorical_crossentropy", "sparsecategoricalcrossentropy",
                   "sparse_categorical_focal_crossentropy"}
@@ -56,6 +60,10 @@ def build_model(config: Config, input_shape: tuple[int, ...], *, task: str | Non
                                f"{reason}") from None
     if task is not None:
         check_output(config, model.output_shape, task, num_classes)
+        for warning in output_warnings(config, objects):
+            if warning not in _WARNED:  # k-fold builds a model per fold: say it once
+                _WARNED.add(warning)
+                log.warning("warning: %s", warning)
     if compile:
         model.compile(optimizer=objects.optimizer, loss=objects.loss, metrics=objects.metrics)
     return model
@@ -142,6 +150,26 @@ def check_on_rows(config: Config, model: Any, x: Any, y: Any) -> dict[str, float
                                                    f"{reason}") from None
         raise config.error(("loss",), f"the loss and metrics cannot be computed on the data's labels: "
                                       f"{reason}") from None
+
+
+def output_warnings(config: Config, objects: Any) -> list[str]:
+    """Configs that train but not as meant: a cross-entropy loss after a last layer that gives no
+    probabilities (relu or linear instead of softmax or sigmoid), unless the loss takes logits.
+
+    Returns:
+        One sentence per problem (empty when there is none).
+    """
+    loss = (config.loss if isinstance(config.loss, str) else next(iter(config.loss))).lower()
+    if "crossentropy" not in loss or getattr(objects.loss, "from_logits", False):
+        return []
+    last = objects.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", None)
+    if activation is None or activation in ("softmax", "sigmoid"):
+        return []
+    wanted = "sigmoid" if "binary" in loss else "softmax"
+    shown = "linear (no activation)" if activation == "linear" else activation
+    return [f"{config.source}: the last layer's activation is {shown}, but {loss} expects probabilities: use "
+            f"activation: {wanted}, or give the loss from_logits: true"]
 
 
 def count_params(model: Any) -> int:

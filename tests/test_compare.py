@@ -310,7 +310,7 @@ def test_kfold_and_sweep_folders(tmp_path):
     result = invoke("show", kfold.name, "--runs-dir", root)  # the mean curve, per epoch, and the best epoch
     assert result.exit_code == 0, result.output
     assert "k-fold validation (k=4)" in result.stdout and "best epoch by mean val_mae: 80" in result.stdout
-    assert "val_mae_std" in result.stdout
+    assert "val_mae" in result.stdout and "3.0000 ± 0.5000" in result.stdout  # mean ± std in one cell
 
 
 def test_resolve_run_forms(runs):

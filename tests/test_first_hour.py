@@ -131,3 +131,47 @@ def test_predict_finds_the_runs_data_again_and_warns_of_an_inverted_drawing(cli,
     assert inverted.exit_code == 0 and "background is light" in inverted.output and "--invert" in inverted.output
     turned = cli("predict", run, "--input", drawn, "--invert")
     assert turned.exit_code == 0 and "warning" not in turned.output
+
+
+def test_a_last_layer_without_probabilities_under_cross_entropy_is_warned_of(cli, caplog):
+    with caplog.at_level("WARNING"):
+        result = cli("validate", "digits", "--set", "model.layers.1.Dense.activation=relu")
+    assert result.exit_code == 0, result.output
+    assert any("activation is relu" in r.getMessage() and "softmax" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cli("validate", "digits", "--set", "model.layers.1.Dense.activation=linear",
+            "--set", "loss={SparseCategoricalCrossentropy: {from_logits: true}}")
+    assert not [r for r in caplog.records if "activation" in r.getMessage()], "logits are what the loss takes"
+
+
+def test_help_shows_no_type_labels_and_an_example(cli):
+    for command in ("train", "kfold", "sweep", "compare", "show", "predict", "validate"):
+        text = cli(command, "--help").output
+        assert "<str>" not in text and "<bool>" not in text and "<path>" not in text and "{CONFIG}" not in text
+        assert "Example: nnlab " + command in text, command
+
+
+def test_an_interrupted_run_says_how_to_resume_it_and_early_stopping_says_so(tmp_path, capsys):
+    from nnlab.views.summaries import run_summary
+
+    run_summary({"status": "interrupted", "name": "x", "epochs_run": 3, "wall_time_s": 1.0, "params": 10,
+                 "message": "stopped by SIGINT after 3 epochs", "checkpoint_epoch": 3}, str(tmp_path / "r"))
+    out = capsys.readouterr().out
+    assert f"nnlab train --resume {tmp_path / 'r'}" in out
+    run_summary({"status": "completed", "name": "x", "epochs_run": 10, "wall_time_s": 1.0, "params": 10,
+                 "early_stopping": {"monitor": "val_loss", "stopped_epoch": 10, "restored_epoch": 8},
+                 "train": {"loss": 0.5}, "test": {"loss": 0.6}, "train_rows": 100},
+                str(tmp_path / "r"), {"loss": [1.0, 0.8]})
+    out = " ".join(capsys.readouterr().out.split())  # prose wraps at the console's width
+    assert "stopped early at epoch 10" in out and "weights of epoch 8 restored" in out
+    assert "measured again after training" in out and "0.8000" in out
+
+
+def test_early_stopping_is_recorded(cli, tmp_path):
+    result = cli("train", "digits", "--runs-dir", tmp_path / "runs", "--quiet", "--set", "training.epochs=60",
+                 "--set", "training.early_stopping={monitor: val_loss, patience: 0, min_delta: 0.5}")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((only_run(tmp_path / "runs") / "metrics.json").read_text())
+    stopped = metrics["early_stopping"]
+    assert stopped["stopped_epoch"] == metrics["epochs_run"] < 60 and stopped["restored_epoch"] <= stopped["stopped_epoch"]

@@ -20,8 +20,10 @@ from typing import Any, Iterable, TextIO
 from nnlab import metric_names
 from nnlab.errors import NnlabError
 from nnlab.runs.format import HISTORY
-from nnlab.runs.reading import BASELINE_ALIASES, Run, RunSet, canonical_key, collect, read_history
-from nnlab.views.style import compact, duration, number, status_style, timestamp
+from nnlab.runs.reading import (BASELINE_ALIASES, Run, RunSet, canonical_key, collect, is_run_folder,
+                                read_history)
+from nnlab.views.style import (compact, duration, fit_columns, number, params_label, shrink_widths, status_style,
+                               table_width, text_width, timestamp)
 
 FORMATS = ("table", "csv", "json", "markdown")
 #: Above this many rows the table is laid out directly: rich takes about 2 ms a row.
@@ -231,6 +233,34 @@ def default_columns(runs: list[Run]) -> list[str]:
     return columns
 
 
+#: The columns kept, in this order, after the run id, its status, the test metrics, their
+#: baselines and the best validation figure, while a terminal has room for them.
+LATER_COLUMNS = ("kind", "best_epoch", "epochs", "name", "dataset", "started", "duration_s", "params", "trial_params")
+
+
+def column_priority(columns: list[str]) -> list[int]:
+    """The order in which a terminal too narrow for every column keeps them.
+
+    Args:
+        columns: the columns of the table, left to right.
+
+    Returns:
+        Their indices, the most wanted first: ``run_id``, ``status``, the test metrics,
+        the baselines, the best validation figures, then :data:`LATER_COLUMNS`, then the rest.
+    """
+    def rank(column: str) -> tuple[int, int]:
+        for position, wanted in enumerate((column == "run_id", column == "status", column.startswith("test_"),
+                                           column.startswith("baseline_"),
+                                           column.startswith("best_") and column != "best_epoch")):
+            if wanted:
+                return position, 0
+        if column in LATER_COLUMNS:
+            return 5, LATER_COLUMNS.index(column)
+        return 6, 0
+
+    return sorted(range(len(columns)), key=lambda i: (rank(columns[i]), i))
+
+
 def all_columns(runs: list[Run]) -> list[str]:
     """Every field some run has (``--columns all``), basics first."""
     seen = dict.fromkeys(BASE_COLUMNS)
@@ -296,29 +326,75 @@ def _numeric_column(rows: list[dict[str, Any]], column: str) -> bool:
         _as_number(r.get(column)) is not None and not isinstance(r.get(column), str) for r in rows)
 
 
-def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str | None = None,
-                 out: TextIO | None = None) -> None:
-    """A rich table (or, for many rows, the same layout written directly, which is 100x faster)."""
+def _console(out: TextIO):
+    """A rich console on ``out``: the terminal's width, or one line per row however wide for a
+    pipe or file (rich would fold to 80 columns)."""
     from rich.console import Console
 
-    out = out or sys.stdout
     console = Console(file=out, highlight=False, soft_wrap=False)
     if not console.is_terminal:
-        # A pipe or file gets one line per run however wide (rich would fold to 80 columns).
         console = Console(file=out, highlight=False, width=100_000, no_color=True)
+    return console
+
+
+#: What each column of a compare table adds to its content: one space of padding each side
+#: and a blank divider (box.SIMPLE_HEAD), or the two spaces of the directly written layout.
+_GAP, _PLAIN_GAP = 3, 2
+
+
+def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str | None = None,
+                 out: TextIO | None = None, fit: bool = False, wrap: Iterable[str] = ()) -> list[str]:
+    """A rich table (or, for many rows, the same layout written directly, which is 100x faster).
+
+    A number is never cut: every column is as wide as its widest cell. A table wider than
+    the terminal either loses columns (``fit``) or is printed wider than the terminal.
+
+    Args:
+        rows: one dict per run (:func:`values`).
+        columns: the columns, left to right.
+        title: a line above the table.
+        out: where to write (default stdout).
+        fit: on a terminal too narrow for every column, keep those that fit, the most
+            wanted first (:func:`column_priority`); otherwise show every column.
+        wrap: text columns that may wrap at spaces (never inside a word) to fit the terminal.
+
+    Returns:
+        The columns left out for want of room, in their order (empty when all are shown).
+    """
+    out = out or sys.stdout
+    console = _console(out)
     cells = [[cell(c, row.get(c), row) for c in columns] for row in rows]
     numeric = [_numeric_column(rows, c) for c in columns]
-    if len(rows) > RICH_TABLE_ROWS:
-        _plain_table(columns, cells, numeric, out, title)
-        return
+    widths, ascii_columns = _widths(columns, cells)
+    plain = len(rows) > RICH_TABLE_ROWS
+    gap = _PLAIN_GAP if plain else _GAP
+    dropped: list[str] = []
+    if fit and table_width(widths, gap, -gap) > console.width:
+        keep = fit_columns(widths, console.width, gap=gap, edges=-gap, order=column_priority(columns))
+        dropped = [c for i, c in enumerate(columns) if i not in keep]
+        columns, numeric, widths, ascii_columns = ([seq[i] for i in keep]
+                                                   for seq in (columns, numeric, widths, ascii_columns))
+        cells = [[row[i] for i in keep] for row in cells]
+    if plain:
+        _plain_table(columns, cells, numeric, widths, ascii_columns, out, title)
+        return dropped
     from rich import box
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    wrap = set(wrap)
+    full = list(widths)
+    if wrap and table_width(widths, gap, -gap) > console.width:
+        widths = shrink_widths(widths, _shortest(columns, cells, wrap), console.width, gap=gap, edges=-gap)
+    needed = table_width(widths, gap, -gap)
+    if needed > console.width:
+        # Columns asked for by name: lines wider than the terminal rather than cut numbers.
+        console = Console(file=out, highlight=False, soft_wrap=False, width=needed)
     table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
-    for column, is_number in zip(columns, numeric):
-        table.add_column(column, justify="right" if is_number else "left",
-                         no_wrap=column in ("run_id", "started", "status"))
+    for column, is_number, width, whole in zip(columns, numeric, widths, full):
+        table.add_column(column, justify="right" if is_number else "left", no_wrap=width == whole,
+                         width=None if width == whole else width, overflow="fold")
     status_at = columns.index("status") if "status" in columns else None
     for row in cells:
         texts = [Text(c) for c in row]
@@ -326,19 +402,62 @@ def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str |
             texts[status_at].stylize(status_style(row[status_at]))
         table.add_row(*texts)
     console.print(table)
+    return dropped
 
 
-def _plain_table(columns: list[str], cells: list[list[str]], numeric: list[bool], out: TextIO,
-                 title: str | None) -> None:
-    from rich.cells import cell_len
-
-    # Column by column: an all-ASCII column (the usual case) is measured and padded by str methods.
+def _widths(columns: list[str], cells: list[list[str]]) -> tuple[list[int], list[bool]]:
+    """Each column's width (header or widest cell), and whether it is all ASCII."""
+    # Column by column: an all-ASCII column (the usual case) is measured by str methods.
     widths, ascii_columns = [], []
     for i, column in enumerate(columns):
         texts = [column] + [row[i] for row in cells]
-        plain = all(t.isascii() for t in texts)
+        plain = all(t.isascii() and "\n" not in t for t in texts)
         ascii_columns.append(plain)
-        widths.append(max(map(len, texts)) if plain else max(map(cell_len, texts)))
+        widths.append(max(map(len, texts)) if plain else text_width(texts))
+    return widths, ascii_columns
+
+
+def _shortest(columns: list[str], cells: list[list[str]], wrap: set[str]) -> list[int]:
+    """How narrow each column can get: a wrapping one to its longest word (or header), the rest not at all."""
+    narrowest = []
+    for i, column in enumerate(columns):
+        texts = [row[i] for row in cells]
+        if column in wrap:
+            narrowest.append(text_width([column, *(word for t in texts for word in t.split())]))
+        else:
+            narrowest.append(text_width([column, *texts]))
+    return narrowest
+
+
+def dropped_note(dropped: list[str], width: int) -> str:
+    """The note that says which columns a narrow terminal left out, and how to get them.
+
+    Args:
+        dropped: the columns left out, the most wanted first.
+        width: the terminal's width: as many names are listed as keep the note on one line,
+            or on two when one line would hold fewer than three.
+
+    Returns:
+        ``note: 4 more columns (epochs, params, ...): widen the terminal or pick them with --columns ...``
+    """
+    from rich.cells import cell_len
+
+    count = f"{len(dropped)} more column{'s' if len(dropped) > 1 else ''}"
+    advice = f"widen the terminal or pick them with --columns {','.join(['run_id', *dropped[:2]])}"
+    lines = []
+    for shown in range(len(dropped), 0, -1):
+        names = ", ".join(dropped[:shown]) + (", ..." if shown < len(dropped) else "")
+        lines.append((shown, f"note: {count} ({names}): {advice}"))
+    for budget in (width, 2 * width - 10):  # a wrapped line loses a few cells at its word break
+        for shown, line in lines:
+            if cell_len(line) <= budget and (shown >= min(3, len(dropped)) or budget > width):
+                return line
+    return lines[-1][1]
+
+
+def _plain_table(columns: list[str], cells: list[list[str]], numeric: list[bool], widths: list[int],
+                 ascii_columns: list[bool], out: TextIO, title: str | None) -> None:
+    from rich.cells import cell_len
 
     def line(parts: list[str]) -> str:
         padded = []
@@ -434,11 +553,29 @@ def render_pair(a: Run, b: Run, fmt: str, out: TextIO) -> None:
         out.write("\n**metrics**\n\n")
         render_markdown(metric_rows, headers + ["difference"], out)
         return
+    values_of = headers[1:]
+    narrowest = max(_narrowest_table(diff_rows, headers, values_of),
+                    _narrowest_table(metric_rows, headers + ["difference"], values_of))
+    if narrowest > _console(out).width:
+        # Run ids as headers would push the tables past the terminal: letters stand for them.
+        out.write(f"A: {a.run_id}\nB: {b.run_id}\n")
+        letters = {a.run_id: "A", b.run_id: "B"}
+        headers, values_of = ["key", "A", "B"], ["A", "B"]
+        diff_rows = [{letters.get(k, k): v for k, v in row.items()} for row in diff_rows]
+        metric_rows = [{letters.get(k, k): v for k, v in row.items()} for row in metric_rows]
     if diff_rows:
-        render_table(diff_rows, headers, title="config differences", out=out)
+        render_table(diff_rows, headers, title="config differences", out=out, wrap=values_of)
     else:
         out.write("config differences: none (the same resolved config)\n")
-    render_table(metric_rows, headers + ["difference"], title="metrics", out=out)
+    render_table(metric_rows, headers + ["difference"], title="metrics", out=out, wrap=values_of)
+
+
+def _narrowest_table(rows: list[dict[str, Any]], columns: list[str], wrap: Iterable[str]) -> int:
+    """The least width a table of these (already formatted) rows takes with its text wrapped."""
+    if not rows:
+        return 0
+    cells = [[row.get(c) or "" for c in columns] for row in rows]
+    return table_width(_shortest(columns, cells, set(wrap)), _GAP, -_GAP)
 
 
 def _show(value: Any) -> str:
@@ -463,8 +600,15 @@ def check_plot_path(path: Path) -> None:
         raise NnlabError("the figure is written as PNG: give a file name ending in .png", source=f"--plot {path}")
 
 
+def _curve_label(run: Run, trial_keys: list[str]) -> str:
+    """A sweep trial by its parameters (``units=8, learning_rate=0.01``), any other run by its id."""
+    params = run.fields.get("trial_params")
+    return params_label(params, trial_keys) if isinstance(params, dict) and params else run.run_id
+
+
 def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[Path, str]:
-    """Overlay one history column of several runs in one PNG, labelled by run.
+    """Overlay one history column of several runs in one PNG, labelled by run (a sweep trial by
+    its parameters).
 
     Args:
         runs: the runs (the first MAX_CURVES are drawn).
@@ -486,6 +630,8 @@ def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[
     histories = {run.run_id: read_history(run.path, wanted or "val_loss") for run in runs}
     available = sorted({c for h in histories.values() for c in h if c != "epoch"})
     metric = wanted or ("val_loss" if "val_loss" in available else "loss")
+    trial_keys = [k for run in runs if isinstance(run.fields.get("trial_params"), dict)
+                  for k in run.fields["trial_params"]]
     curves = []
     for run in runs:
         history = histories[run.run_id]
@@ -496,7 +642,11 @@ def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[
             warn(f"{run.run_id}: its history has no {metric}, left out of the figure")
             continue
         epochs = history.get("epoch") or list(range(1, len(history[metric]) + 1))
-        curves.append((run.run_id, epochs, history[metric]))
+        curves.append((_curve_label(run, trial_keys), epochs, history[metric], run.run_id))
+    labels = [c[0] for c in curves]
+    # Trials of two sweeps can share their parameters: the run id tells them apart.
+    curves = [(label if labels.count(label) == 1 else f"{label} ({run_id})", epochs, values)
+              for label, epochs, values, run_id in curves]
     if not curves:
         from nnlab.suggestions import unknown_name_message
 
@@ -511,6 +661,34 @@ def plot_curves(runs: list[Run], metric: str | None, path: Path, warn) -> tuple[
 
 
 # -- the command --------------------------------------------------------------------------------------
+
+def _named_runs(paths: list[str]) -> bool:
+    """Whether the arguments name two runs one by one (not runs roots to list)."""
+    return len(paths) == 2 and not any(Path(p).is_dir() and not is_run_folder(Path(p)) for p in paths)
+
+
+def unmatched_values(runs: list[Run], filters: Iterable[Filter]) -> list[str]:
+    """A note for each ``KEY=TEXT`` filter that no run's text has, naming the closest value.
+
+    Args:
+        runs: every run listed before filtering.
+        filters: the ``--filter`` conditions (numbers, wildcards and other operators are let be).
+
+    Returns:
+        One line per such filter: ``no run has dataset=bostn; did you mean boston_housing?``
+    """
+    from nnlab.suggestions import no_such_value_message
+
+    fields = field_keys(runs)
+    notes = []
+    for f in filters:
+        if f.op != "=" or _as_number(f.value) is not None or any(c in f.value for c in "*?["):
+            continue
+        known = {v for v in (r.get(f.key, f.key not in fields) for r in runs) if isinstance(v, str)}
+        if known and f.value not in known:
+            notes.append(no_such_value_message(f.key, f.value, known))
+    return notes
+
 
 def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | None = None,
                 ascending: bool | None = None, filters: list[str] = (), last: int | None = None,
@@ -556,18 +734,29 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
             warnings += [f"{r.run_id}: no readable config.yaml, so its config keys are blank"
                          for r in chosen if r.readable and not r.config()]
         pair = [r for r in chosen if r.readable]
+        # Two runs are shown side by side too, unless --columns asked for a table of runs that
+        # --filter or --last happened to leave two of.
+        side_by_side = len(pair) == 2 and len(chosen) == 2 and (columns is None or _named_runs(paths))
+        if not chosen:
+            for note in unmatched_values(found.runs, parsed):
+                err.write(f"note: {note}\n")
         if fmt == "csv":
             render_csv(rows, cols, out)
         elif fmt == "json":
             render_json(rows, cols, out)
         elif fmt == "markdown":
             render_markdown(rows, cols, out)
-            if len(pair) == 2 and len(chosen) == 2:
+            if side_by_side:
                 render_pair(pair[0], pair[1], fmt, out)
         else:
             if rows:
-                render_table(rows, cols, out=out)
-                if len(pair) == 2 and len(chosen) == 2:
+                dropped = render_table(rows, cols, out=out, fit=columns is None)
+                if dropped:
+                    out.flush()
+                    notes = _console(err)
+                    by_priority = [cols[i] for i in column_priority(cols) if cols[i] in dropped]
+                    notes.print(dropped_note(by_priority, notes.width), markup=False)
+                if side_by_side:
                     render_pair(pair[0], pair[1], fmt, out)
             else:
                 err.write("no runs to list" + (" (none match the filters)" if parsed else "") + "\n")

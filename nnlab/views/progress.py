@@ -17,10 +17,35 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.2f}s" if seconds >= 0.1 else f"{seconds * 1000:.1f}ms"
 
 
-def format_logs(logs: dict[str, float]) -> str:
-    """``loss 0.3120  accuracy 0.8810  val_loss ...``: loss first, validation last."""
+def format_logs(logs: dict[str, float], *, bar: bool = False) -> str:
+    """``loss 0.3120  accuracy 0.8810  val_loss ...``: loss first, validation last.
+
+    Args:
+        logs: the epoch's metrics.
+        bar: for a live bar, ``loss=0.3120 accuracy=0.8810``: a narrow terminal wraps it between
+            metrics, never between a name and its value.
+    """
     order = sorted(logs, key=lambda k: (k.startswith("val_"), k.removeprefix("val_") != "loss"))
+    if bar:
+        return " ".join(f"{k}={number(logs[k])}" for k in order)
     return "  ".join(f"{k} {number(logs[k])}" for k in order)
+
+
+#: What the bar says until the first epoch ends (data loading, model building and tracing come first).
+STARTING = "loading data, building the model..."
+
+
+def progress_bars(label_field: str = "{task.fields[label]}"):
+    """A rich Progress whose epoch count and elapsed time always show: the bar is short and fixed,
+    the metrics come last and wrap onto further lines in a narrow terminal instead of hiding the rest."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Column
+
+    return Progress(TextColumn(f"[bold]{label_field}", table_column=Column(no_wrap=True)),
+                    BarColumn(bar_width=16), MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                    TimeElapsedColumn(table_column=Column(no_wrap=True)),
+                    TextColumn("{task.fields[logs]}", table_column=Column(ratio=1, no_wrap=False, overflow="fold")),
+                    console=console, transient=False, expand=True)
 
 
 class EpochProgress:
@@ -45,13 +70,9 @@ class EpochProgress:
 
     def __enter__(self) -> "EpochProgress":
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(),
-                                      MofNCompleteColumn(), TimeElapsedColumn(),
-                                      TextColumn("{task.fields[logs]}"), console=console, transient=False)
+            self._progress = progress_bars()
             self._progress.start()
-            self._task = self._progress.add_task("", total=self.total, label=self.label, logs="")
+            self._task = self._progress.add_task("", total=self.total, label=self.label, logs=STARTING)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -60,7 +81,7 @@ class EpochProgress:
 
     def __call__(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, total=epochs, completed=epoch, logs=format_logs(logs))
+            self._progress.update(self._task, total=epochs, completed=epoch, logs=format_logs(logs, bar=True))
             return
         now = time.monotonic()
         every = max(1, epochs // self.max_lines)
@@ -113,10 +134,7 @@ class KFoldProgress:
 
     def __enter__(self) -> "KFoldProgress":
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.fields[logs]}"), console=console)
+            self._progress = progress_bars("{task.description}")
             self._progress.start()
         return self
 
@@ -127,12 +145,14 @@ class KFoldProgress:
     def fold_started(self, fold: int, k: int, epochs: int) -> None:
         self._k = k
         if self._progress is not None:
-            self._tasks[fold] = self._progress.add_task(f"{self.label} fold {fold + 1}/{k}", total=epochs, logs="")
+            self._tasks[fold] = self._progress.add_task(f"{self.label} fold {fold + 1}/{k}", total=epochs,
+                                                        logs=STARTING if not self._tasks else "")
 
     def epoch(self, fold: int, epoch: int, epochs: int, logs: dict[str, float]) -> None:
         where = "final model" if fold < 0 else f"fold {fold + 1}/{self._k}"
         if self._progress is not None:
-            self._progress.update(self._tasks[fold], total=epochs, completed=epoch, logs=format_logs(logs))
+            self._progress.update(self._tasks[fold], total=epochs, completed=epoch,
+                                  logs=format_logs(logs, bar=True))
             return
         now = time.monotonic()
         every = max(1, epochs // self.max_lines)
@@ -147,7 +167,7 @@ class KFoldProgress:
             task = self._tasks.get(result.fold)
             if task is not None:
                 self._progress.update(task, total=result.epochs_run, completed=result.epochs_run,
-                                      logs=format_logs(logs))
+                                      logs=format_logs(logs, bar=True))
             return
         console.print(f"{self.label} fold {result.fold + 1}/{result.k} {result.status} after "
                       f"{result.epochs_run} epochs ({result.wall_time_s:.1f}s)  {format_logs(logs)}", soft_wrap=True)
@@ -155,6 +175,6 @@ class KFoldProgress:
 
     def final_started(self, epochs: int) -> None:
         if self._progress is not None:
-            self._tasks[-1] = self._progress.add_task(f"{self.label} final model", total=epochs, logs="")
+            self._tasks[-1] = self._progress.add_task(f"{self.label} final model", total=epochs, logs=STARTING)
         else:
             console.print(f"{self.label} final model: {epochs} epochs on the whole training part")

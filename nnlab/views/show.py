@@ -22,10 +22,13 @@ from nnlab.errors import NnlabError
 from nnlab.runs.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
 from nnlab.runs.reading import read_history, read_kfold, read_metrics, read_text_file, resolve_run
 from nnlab.views.summaries import metrics_table
-from nnlab.views.style import duration, number, status_style, timestamp
+from nnlab.views.style import duration, number, pack_columns, status_style, text_width, timestamp
 
 #: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
 EPOCH_ROWS = 12
+#: What each column of a boxed rich table adds to its content (padding and border), and the
+#: table once (its left border): tables wider than the terminal are split (see _print_split).
+_GAP, _EDGES = 3, 1
 
 
 def condensed_epochs(count: int, best: int | None = None, rows: int = EPOCH_ROWS) -> list[int]:
@@ -104,14 +107,15 @@ def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: st
         facts.append(f"{metrics['params']:,} parameters")
     if metrics.get("sweep_id"):
         facts.append(f"trial {metrics.get('trial')} of sweep {metrics['sweep_id']}")
+    # Lines of words wrap at spaces (a terminal would break them inside a word); paths do not wrap.
     if facts:
-        console.print(", ".join(facts), soft_wrap=True)
+        console.print(", ".join(facts))
     if isinstance(metrics.get("trial_params"), dict):
         console.print("trial parameters: " + ", ".join(f"{k}={json.dumps(v)}"
                                                        for k, v in metrics["trial_params"].items()),
-                      soft_wrap=True, markup=False)
+                      markup=False)
     if metrics.get("message"):
-        console.print(f"[{style}]{metrics['message']}[/]", soft_wrap=True, markup=True)
+        console.print(f"[{style}]{escape(str(metrics['message']))}[/]", markup=True)
     if problem:
         console.print(f"[yellow]warning:[/] {problem}")
     console.print(f"folder: {_relative(folder)}", soft_wrap=True)
@@ -143,7 +147,7 @@ def _metrics_section(console: Console, metrics: dict[str, Any]) -> None:
     baseline = metrics.get("baseline")
     if isinstance(baseline, dict):
         figures = ", ".join(f"{k} {number(v)}" for k, v in baseline.items() if k != "name")
-        console.print(f"baseline ({baseline.get('name', 'trivial')}): {figures}", soft_wrap=True)
+        console.print(f"baseline ({baseline.get('name', 'trivial')}): {figures}")
 
 
 def _kfold_section(console: Console, folder: Path) -> None:
@@ -161,16 +165,17 @@ def _kfold_section(console: Console, folder: Path) -> None:
     names = list(dict.fromkeys([*(n for f in folds if isinstance(f.get("validation"), dict) for n in f["validation"]),
                                 *(n for values in spread.values() for n in values)]))
     if names:
-        table = Table(header_style="bold")
-        for column in ("fold", "epochs", *(f"val_{n}" for n in names)):
-            table.add_column(column, justify="right")
+        headers = ["fold", "epochs", *(f"val_{n}" for n in names)]
+        rows, sections = [], []
         for i, fold in enumerate(folds):
             validation = fold.get("validation") if isinstance(fold.get("validation"), dict) else {}
-            table.add_row(str(fold.get("fold", i + 1)), number(fold.get("epochs_run")),
-                          *(number(validation.get(n)) for n in names), end_section=i == len(folds) - 1)
+            rows.append([str(fold.get("fold", i + 1)), number(fold.get("epochs_run")),
+                         *(number(validation.get(n)) for n in names)])
+            sections.append(i == len(folds) - 1)
         for label, values in spread.items():
-            table.add_row(label, "", *(number(values.get(n)) for n in names))
-        console.print(table)
+            rows.append([label, "", *(number(values.get(n)) for n in names)])
+            sections.append(False)
+        _print_split(console, headers, rows, [[i] for i in range(1, len(headers))], end_section=sections)
     best = data.get("best") if isinstance(data.get("best"), dict) else {}
     if best.get("epoch") is not None:
         monitor = best.get("monitor") or data.get("monitor") or "the monitored metric"
@@ -196,8 +201,6 @@ def _sweep_section(console: Console, folder: Path) -> None:
 
 def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:
     history = read_history(folder, prefer_mean=metrics.get("kind") == "kfold")
-    # A k-fold mean is read as val_loss as well as val_loss_mean: shown once, under its own name.
-    columns = [c for c in history if c != "epoch" and f"{c}_mean" not in history]
     count = max((len(v) for v in history.values()), default=0)
     if not count:
         if metrics.get("kind") in (None, "train"):
@@ -211,23 +214,97 @@ def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> 
     shown = condensed_epochs(count, best_pos)
     console.rule(f"per epoch ({len(shown)} of {count} shown)" if len(shown) < count else "per epoch",
                  align="left")
-    table = Table(header_style="bold")
-    table.add_column("epoch", justify="right")
-    for column in columns:
-        table.add_column(column, justify="right")
-    previous = -1
-    for pos in shown:
+    headers, columns, groups, folds = _epoch_columns(history, shown, best.get("monitor"))
+    if folds:
+        console.print(f"each figure: the mean ± std over the {folds} folds")
+    rows, styles, previous = [], [], -1
+    for n, pos in enumerate(shown):
         if pos != previous + 1:
-            table.add_row("…", *("" for _ in columns))
+            rows.append(["…", *("" for _ in columns)])
+            styles.append(None)
         marker = " *" if pos == best_pos else ""
         epoch = epochs[pos]
         label = str(int(epoch)) if isinstance(epoch, float) and not math.isnan(epoch) else str(epoch)
-        table.add_row(label + marker, *(number(history[c][pos] if pos < len(history[c]) else None) for c in columns),
-                      style="bold" if marker else None)
+        rows.append([label + marker, *(cells[n] for cells in columns)])
+        styles.append("bold" if marker else None)
         previous = pos
-    console.print(table)
+    _print_split(console, ["epoch", *headers], rows, [[1 + i for i in g] for g in groups], styles=styles)
     if best_pos is not None:
         console.print(f"* best epoch by {best.get('monitor')}")
+
+
+def _epoch_columns(history: dict[str, list[float]], shown: list[int],
+                   monitor: Any) -> tuple[list[str], list[list[str]], list[list[int]], int | None]:
+    """The per-epoch table's columns: headers, the cells of the epochs shown, and groups.
+
+    A metric and its validation figure form a group (``loss``, ``val_loss``), the monitored
+    metric's group first. A k-fold mean history (``loss_mean``, ``loss_std``, ...) gives one
+    column per metric, ``mean ± std``; its ``folds`` column is shown only when it varies (some
+    folds stopped early).
+
+    Returns:
+        ``(headers, cells per column, groups of column indices, folds)``: ``folds`` is how many
+        folds a k-fold mean is over (None for a plain history).
+    """
+    def at(column: str, pos: int) -> Any:
+        values = history.get(column) or []
+        return values[pos] if pos < len(values) else None
+
+    means = [c[: -len("_mean")] for c in history if c.endswith("_mean")]
+    headers, columns = [], []
+    folds = None
+    if means:
+        for name in means:
+            cells = []
+            for pos in shown:
+                mean, std = at(f"{name}_mean", pos), at(f"{name}_std", pos)
+                finite = isinstance(std, (int, float)) and not math.isnan(std)
+                cells.append(number(mean) + (f" ± {number(std)}" if finite and mean is not None else ""))
+            headers.append(name)
+            columns.append(cells)
+        counts = [v for v in history.get("folds") or [] if isinstance(v, (int, float)) and not math.isnan(v)]
+        folds = int(max(counts)) if counts else None
+        if len(set(counts)) > 1:
+            headers.append("folds")
+            columns.append(["-" if at("folds", p) is None else f"{at('folds', p):g}" for p in shown])
+        taken = {f"{n}_mean" for n in means} | {f"{n}_std" for n in means} | set(means) | {"epoch", "folds"}
+    else:
+        taken = {"epoch"}
+    for column in history:
+        if column not in taken:
+            headers.append(column)
+            columns.append([number(at(column, p)) for p in shown])
+    base = [h[4:] if h.startswith("val_") else h for h in headers]
+    first = str(monitor)[4:] if str(monitor).startswith("val_") else monitor
+    order = sorted(dict.fromkeys(base), key=lambda b: b != first)
+    groups = [sorted((i for i, b in enumerate(base) if b == name), key=lambda i: headers[i].startswith("val_"))
+              for name in order]
+    return headers, columns, groups, folds
+
+
+def _print_split(console: Console, headers: list[str], rows: list[list[str]], groups: list[list[int]], *,
+                 styles: list[str | None] | None = None, end_section: list[bool] | None = None) -> None:
+    """Print a table whose first column labels the rows, split into several when it is wider
+    than the terminal, so that no figure or header is ever cut.
+
+    Args:
+        console: where to print (its width decides the split).
+        headers: the columns; the first is repeated in every table.
+        rows: the cells, one list per row.
+        groups: the other columns' indices in the order shown, grouped: a group stays in
+            one table when it fits in one (:func:`nnlab.views.style.pack_columns`).
+        styles: a style per row (the best epoch in bold).
+        end_section: whether a rule follows each row.
+    """
+    widths = [text_width([h, *(row[i] for row in rows)]) for i, h in enumerate(headers)]
+    for chosen in pack_columns(groups, widths, console.width, gap=_GAP, edges=_EDGES, fixed=[0]):
+        table = Table(header_style="bold")
+        for i in [0, *chosen]:
+            table.add_column(headers[i], justify="right", no_wrap=True)
+        for n, row in enumerate(rows):
+            table.add_row(*(row[i] for i in [0, *chosen]), style=styles[n] if styles else None,
+                          end_section=bool(end_section and end_section[n]))
+        console.print(table)
 
 
 def _plots_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from nnlab.runs.format import Status
 
@@ -118,3 +118,145 @@ def param_columns(outcomes: Iterable[Any]) -> tuple[list[str], Callable[[dict[st
         return keys, lambda params: [compact(params[k]) for k in keys]
     return ["changes"], lambda params: ["; ".join(f"{k}={compact(v)}" for k, v in params.items())
                                         or "(none: the config as it is)"]
+
+
+# -- fitting tables to a terminal ------------------------------------------------------------------
+
+def text_width(texts: Iterable[str]) -> int:
+    """The terminal cells the widest of some texts takes (the widest line of a multi-line one).
+
+    Args:
+        texts: cell texts and a header.
+
+    Returns:
+        The width; 0 for no texts.
+    """
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for text in texts for line in str(text).split("\n")), default=0)
+
+
+def table_width(widths: Iterable[int], gap: int, edges: int = 0) -> int:
+    """The cells a table of columns this wide takes: ``sum(width + gap) + edges``.
+
+    Args:
+        widths: each column's content width.
+        gap: what each column adds to its content (padding and its divider): 3 for rich's
+            boxed tables and for ``box.SIMPLE_HEAD`` with padding 1, 2 for a two-space join.
+        edges: what the table adds once: 1 for a boxed table (its left border), ``-gap`` for
+            a table without edges (n columns have n - 1 gaps).
+
+    Returns:
+        The width in terminal cells.
+    """
+    return sum(w + gap for w in widths) + edges
+
+
+def fit_columns(widths: Sequence[int], space: int, *, gap: int, edges: int = 0,
+                order: Iterable[int] | None = None) -> list[int]:
+    """Which columns of a table fit whole in ``space`` cells, the most wanted first.
+
+    Columns are taken in ``order``; each is kept when it still fits beside those kept so
+    far and skipped otherwise (a narrower one further down may still fit). The first is
+    always kept, so a table is never empty.
+
+    Args:
+        widths: each column's content width (its widest cell or header).
+        space: the terminal's width.
+        gap, edges: as :func:`table_width`.
+        order: column indices by priority (default: left to right).
+
+    Returns:
+        The indices kept, in left-to-right order.
+    """
+    order = list(range(len(widths))) if order is None else list(order)
+    kept: list[int] = []
+    for i in order:
+        if not kept or table_width([widths[k] for k in kept] + [widths[i]], gap, edges) <= space:
+            kept.append(i)
+    return sorted(kept)
+
+
+def pack_columns(groups: Sequence[Sequence[int]], widths: Sequence[int], space: int, *, gap: int,
+                 edges: int = 0, fixed: Sequence[int] = ()) -> list[list[int]]:
+    """Split a table that is too wide into several, each fitting in ``space`` cells.
+
+    Every table repeats the ``fixed`` columns (e.g. the epoch). A group of columns (a metric
+    and its validation figure) stays in one table when it fits in one; otherwise its columns
+    are spread one by one. A column too wide even alone gets a table of its own.
+
+    Args:
+        groups: column indices in the order shown, grouped.
+        widths: each column's content width.
+        space: the terminal's width.
+        gap, edges: as :func:`table_width`.
+        fixed: the columns every table starts with.
+
+    Returns:
+        The columns of each table (the fixed ones not included), in order; one list when
+        everything fits.
+    """
+    base = [widths[i] for i in fixed]
+
+    def fits(columns: list[int]) -> bool:
+        return table_width(base + [widths[i] for i in columns], gap, edges) <= space
+
+    tables: list[list[int]] = [[]]
+    for group in groups:
+        pieces = [list(group)] if fits(list(group)) else [[i] for i in group]
+        for piece in pieces:
+            if tables[-1] and not fits(tables[-1] + piece):
+                tables.append([])
+            tables[-1].extend(piece)
+    return [t for t in tables if t] or [[]]
+
+
+def params_label(params: dict[str, Any], keys: Iterable[str] = ()) -> str:
+    """A sweep trial's parameters as a short label: ``learning_rate=0.01, units=64``.
+
+    Each dotted key is cut to its shortest ending that tells it apart from the other keys
+    (``model.layers.0.Dense.units`` reads ``units``, unless another key also ends so).
+
+    Args:
+        params: ``{dotted key: value}``.
+        keys: every key the labels drawn together use (default: those of ``params``), so
+            that the same key reads the same in each label.
+
+    Returns:
+        The label; ``(none)`` for no parameters.
+    """
+    every = list(dict.fromkeys([*keys, *params]))
+    short = {}
+    for key in every:
+        parts = str(key).split(".")
+        for n in range(1, len(parts) + 1):
+            ending = ".".join(parts[-n:])
+            if not any(other != key and (other == ending or str(other).endswith("." + ending)) for other in every):
+                break
+        short[key] = ending
+    return ", ".join(f"{short[k]}={compact(v)}" for k, v in params.items()) or "(none)"
+
+
+def shrink_widths(widths: Sequence[int], narrowest: Sequence[int], space: int, *, gap: int,
+                  edges: int = 0) -> list[int]:
+    """Narrow the widest columns, never below their ``narrowest``, until the table fits ``space``.
+
+    Args:
+        widths: each column's full width.
+        narrowest: how narrow each may get (its full width for one that must not wrap).
+        space: the terminal's width.
+        gap, edges: as :func:`table_width`.
+
+    Returns:
+        The widths; still too wide for ``space`` when the narrowest are.
+    """
+    widths = list(widths)
+    excess = table_width(widths, gap, edges) - space
+    while excess > 0:
+        slack = [i for i, w in enumerate(widths) if w > narrowest[i]]
+        if not slack:
+            break
+        widest = max(slack, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return widths

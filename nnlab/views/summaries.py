@@ -45,18 +45,40 @@ def _status_header(metrics: dict[str, Any], details: str) -> None:
         console.print(f"[{style}]{metrics['message']}[/]")
 
 
-def run_summary(metrics: dict[str, Any], run_path: str) -> None:
-    """The short summary after a run: status, metrics against the baseline, the folder."""
-    _status_header(metrics, f"{metrics.get('epochs_run')} epochs in {metrics.get('wall_time_s')} s, "
-                            f"{metrics.get('params'):,} parameters")
+def run_summary(metrics: dict[str, Any], run_path: str, history: dict[str, list[float]] | None = None) -> None:
+    """The short summary after a run: status, early stopping, metrics against the baseline, the folder,
+    and for a stopped run the command that resumes it.
+
+    Args:
+        metrics: metrics.json's content.
+        run_path: the run folder.
+        history: the per-epoch history, to say how the train column differs from the last epoch.
+    """
+    params = metrics.get("params")
+    _status_header(metrics, f"{metrics.get('epochs_run')} epochs in {metrics.get('wall_time_s')} s"
+                            + (f", {params:,} parameters" if isinstance(params, int) else ""))
+    stopped = metrics.get("early_stopping")
+    if stopped:
+        restored = (f"; weights of epoch {stopped['restored_epoch']} restored" if stopped.get("restored_epoch")
+                    else "")
+        console.print(f"stopped early at epoch {stopped['stopped_epoch']}: {stopped.get('monitor', 'the monitor')} "
+                      f"stopped improving{restored}")
     table = metrics_table(metrics)
     if table is not None:
         console.print(table)
+        last_loss = ((history or {}).get("loss") or [None])[-1]
+        train_loss = (metrics.get("train") or {}).get("loss")
+        if last_loss is not None and train_loss is not None and abs(train_loss - last_loss) > 0.01 * abs(last_loss):
+            console.print(f"train is measured again after training, on all {metrics.get('train_rows'):,} training "
+                          f"rows with the final weights and training-only layers (dropout) off; the last epoch's "
+                          f"loss, {number(last_loss)}, was averaged over the epoch while the weights changed")
     base = metrics.get("baseline")
     if base:
         figures = ", ".join(f"{k} {number(v)}" for k, v in base.items() if k != "name")
         console.print(f"baseline: {figures}")
-    console.print(f"run folder: [bold]{run_path}[/]")
+    console.print(f"run folder: [bold]{escape(str(run_path))}[/]", soft_wrap=True)
+    if metrics.get("checkpoint_epoch") and metrics.get("status") in (Status.INTERRUPTED.value, Status.FAILED.value):
+        console.print(f"resume it: [bold]nnlab train --resume {escape(str(run_path))}[/]", soft_wrap=True)
 
 
 def sweep_summary(result: Any) -> None:
