@@ -599,9 +599,16 @@ def _friendly(item: dict[str, Any]) -> str:
 
 
 def _unknown_key_message(loc: tuple) -> str:
-
     fields = _fields_at(loc[:-1])
-    return unknown_name_message("key", loc[-1], fields) if fields else f"unknown key '{loc[-1]}'"
+    if not fields:
+        return f"unknown key '{loc[-1]}'"
+    # A key of a section given one level too far out (outdented) belongs to that section.
+    parents = [f for f in fields if loc[-1] in _fields_at((*loc[:-1], f))]
+    if parents:
+        where = ".".join(str(p) for p in (*loc[:-1], parents[0]))
+        return (f"unknown key '{loc[-1]}' here; did you mean {where}.{loc[-1]}? (check its indentation: it "
+                f"belongs under {parents[0]})")
+    return unknown_name_message("key", loc[-1], fields)
 
 
 def _fields_at(loc: tuple) -> list[str]:

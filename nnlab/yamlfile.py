@@ -99,6 +99,10 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
             text_lines = text.splitlines()
             if line and line <= len(text_lines) and "\t" in text_lines[line - 1]:
                 hint = "; indent with spaces, not tabs"
+            elif line and any(word in problem for word in ("mapping values", "block end", "expected key",
+                                                            "expected ':'", "block mapping")):
+                # What PyYAML reports for a key indented unlike its neighbours.
+                hint = f"; check the indentation of line {line} against the lines above it"
             raise ConfigError(f"YAML syntax error: {problem}{hint}", source=source, line=line) from None
         except yaml.YAMLError as err:
             raise ConfigError(f"YAML error: {err}", source=source) from None

@@ -175,3 +175,17 @@ def test_early_stopping_is_recorded(cli, tmp_path):
     metrics = json.loads((only_run(tmp_path / "runs") / "metrics.json").read_text())
     stopped = metrics["early_stopping"]
     assert stopped["stopped_epoch"] == metrics["epochs_run"] < 60 and stopped["restored_epoch"] <= stopped["stopped_epoch"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("name: x\ndataset:\n  name: digits\n   preprocessing: {scale: 16}\n", "check the indentation of line 4"),
+    ("name: x\ndataset:\n  name: digits\npreprocessing: {scale: 16}\nmodel: {layers: [Dense: {units: 10}]}\n"
+     "optimizer: adam\nloss: mse\ntraining: {epochs: 1}\n", "did you mean dataset.preprocessing?"),
+    ("name: x\ndataset: {name: digits}\nmodel: {layers: [Dense: {units: 10}]}\noptimizer: adam\nloss: mse\n"
+     "training: {epochs: 1}\nearly_stopping: {patience: 2}\n", "did you mean training.early_stopping?"),
+])
+def test_indentation_mistakes_are_named(cli, tmp_path, text, words):
+    path = tmp_path / "indent.yaml"
+    path.write_text(text)
+    result = cli("validate", path)
+    assert result.exit_code == 2 and words in " ".join(result.output.split()), result.output
