@@ -367,3 +367,112 @@ def test_compare_never_imports_tensorflow(runs, tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr
     assert "heavy: []" in done.stdout
+
+
+# -- a terminal 80 columns wide -----------------------------------------------------------------
+
+def on_terminal(width: int, *args):
+    """``nnlab compare ARGS`` as a terminal ``width`` columns wide shows it (escape codes removed)."""
+    import re
+
+    env = {"COLUMNS": str(width), "TTY_COMPATIBLE": "1", "NO_COLOR": "1", "FORCE_COLOR": None}
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    strip = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+    return strip.sub("", result.stdout), strip.sub("", result.stderr)
+
+
+def test_table_keeps_the_columns_that_fit_and_names_the_rest(runs):
+    piped = invoke("compare", runs)
+    full_header = next(line for line in piped.stdout.splitlines() if line.startswith("run_id")).split()
+    for width in (80, 160):
+        out, err = on_terminal(width, "compare", runs)
+        lines = out.splitlines()
+        assert all(len(line.rstrip()) <= width for line in lines), out
+        header = next(line for line in lines if line.startswith("run_id")).split()
+        assert header[:1] == ["run_id"] and {"status", "test_accuracy", "test_mae"} <= set(header)
+        assert "…" not in out  # nothing is cut: a column is shown whole or not at all
+        rows = table_rows(out)
+        assert "0.9500" in rows["20250101T110000Z_beta"] and "2.4000" in rows["20250101T130000Z_housing"]
+        note = " ".join(line for line in err.splitlines() if not line.startswith("warning:"))
+        hidden = len(full_header) - len(header)
+        assert hidden > 0 and f"note: {hidden} more columns (" in note and "--columns run_id," in note
+    out, _ = on_terminal(80, "compare", runs)
+    # The run, its status and the test metrics first; the baselines (17 wide) no longer fit, kind does.
+    header = next(line for line in out.splitlines() if line.startswith("run_id")).split()
+    assert header == ["run_id", "kind", "status", "test_accuracy", "test_mae"]
+
+
+def test_columns_given_are_all_shown_even_wider_than_the_terminal(runs):
+    wanted = "run_id,name,kind,dataset,status,started,duration_s,test_accuracy,best_val_loss,baseline_accuracy,params"
+    out, err = on_terminal(80, "compare", runs, "--columns", wanted)
+    header = next(line for line in out.splitlines() if line.startswith("run_id")).split()
+    assert header == wanted.split(",")
+    assert "…" not in out and "note:" not in err
+    assert "0.9500" in table_rows(out)["20250101T110000Z_beta"]
+    assert max(len(line.rstrip()) for line in out.splitlines()) > 80  # wider, rather than numbers cut
+
+
+def test_two_runs_left_by_filters_stay_a_table_with_columns(runs):
+    two = ("--filter", "status=completed", "--last", "2")
+    result = invoke("compare", runs, *two, "--columns", "run_id,test_accuracy")
+    assert result.exit_code == 0, result.output
+    assert "config differences" not in result.stdout and "difference" not in result.stdout
+    assert len(table_rows(result.stdout)) == 2
+    result = invoke("compare", runs, *two, "--columns", "run_id,test_accuracy", "--format", "markdown")
+    assert "config differences" not in result.stdout
+    # Without --columns, or with the two runs named, they are shown side by side too.
+    assert "config differences" in invoke("compare", runs, *two).stdout
+    a, b = runs / "20250101T100000Z_alpha", runs / "20250101T110000Z_beta"
+    assert "config differences" in invoke("compare", a, b, "--columns", "run_id,test_accuracy").stdout
+
+
+def test_two_runs_side_by_side_fit_80_columns(runs):
+    a, b = runs / "20250101T100000Z_alpha", runs / "20250101T110000Z_beta"
+    out, _ = on_terminal(80, "compare", a, b)
+    side = out[out.index("config differences"):]
+    assert "A: 20250101T100000Z_alpha" in out and "B: 20250101T110000Z_beta" in out
+    assert all(len(line.rstrip()) <= 80 for line in side.splitlines()), side
+    assert "…" not in out
+    test_line = next(line for line in side.splitlines() if line.strip().startswith("test_accuracy"))
+    assert test_line.split()[1:] == ["0.9100", "0.9500", "+0.0400"]
+
+
+def test_a_text_filter_value_no_run_has_is_named_with_the_closest(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "20250101T100000Z", "housing", task="regression", dataset="boston_housing")
+    make_run(root, "20250101T110000Z", "digits")
+    result = invoke("compare", root, "--filter", "dataset=bostn")
+    assert result.exit_code == 0  # nothing matched is an answer, not a mistake
+    assert "note: no run has dataset=bostn; did you mean boston_housing?" in result.stderr
+    assert table_rows(result.stdout) == {}
+    result = invoke("compare", root, "--filter", "optimizer.name=adamw")  # a config key too
+    assert "note: no run has optimizer.name=adamw; did you mean adam?" in result.stderr
+    result = invoke("compare", root, "--filter", "dataset=zzz")
+    assert "note: no run has dataset=zzz (the runs have boston_housing, digits)" in result.stderr
+    # A value some run has, a wildcard or a number says nothing more.
+    for quiet in ("dataset=boston_housing", "dataset=bo*", "test_accuracy=0.123"):
+        assert "note:" not in invoke("compare", root, "--filter", quiet, "--filter", "name=nobody").stderr.replace(
+            "note: no run has name=nobody", "")
+
+
+def test_plot_labels_sweep_trials_by_their_parameters(tmp_path, monkeypatch):
+    import nnlab.plots
+
+    root = tmp_path / "runs"
+    sweep = "20250101T095959Z_grid_sweep"
+    for i, (lr, units) in enumerate([(0.1, 64), (0.01, 64)]):
+        make_run(root, f"20250101T10000{i}Z", "grid", sweep_id=sweep, trial=i,
+                 trial_params={"optimizer.learning_rate": lr, "model.layers.0.Dense.units": units})
+    make_run(root, "20250101T110000Z", "plain")
+    drawn = {}
+
+    def capture(curves, metric, path, **kwargs):
+        drawn["labels"] = [label for label, _, _ in curves]
+        return path
+
+    monkeypatch.setattr(nnlab.plots, "overlaid_curves", capture)
+    result = invoke("compare", root, "--plot", tmp_path / "curves.png")
+    assert result.exit_code == 0, result.output
+    assert drawn["labels"] == ["learning_rate=0.1, units=64", "learning_rate=0.01, units=64",
+                               "20250101T110000Z_plain"]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from nnlab.cli import app
 from nnlab.views.show import condensed_epochs
+from nnlab.views.style import number
 
 from conftest import REPO
 
@@ -199,3 +200,95 @@ def test_predict_text_through_the_word_index(tmp_path):
     review.write_text(decode(sequence[1:], read_word_index(data / "imdb_word_index.json")))
     assert "?" not in review.read_text()  # every word is in the index: nothing is lost on the way back
     assert predicted("--input", review) == pytest.approx(by_index, abs=1e-6)
+
+
+# -- show at 80 columns, on the 0.1.0 run folders ----------------------------------------------------
+
+FIXTURES = REPO / "tests" / "fixtures" / "runs_v0_1_0"
+
+
+def show_at(width: int, runs: Path, run: str) -> str:
+    """``nnlab show RUN`` as a terminal ``width`` columns wide shows it (escape codes removed)."""
+    import re
+
+    env = {"COLUMNS": str(width), "TTY_COMPATIBLE": "1", "NO_COLOR": "1", "FORCE_COLOR": None}
+    result = CliRunner().invoke(app, ["show", run, "--runs-dir", str(runs)], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", result.stdout)
+
+
+def section(out: str, title: str) -> str:
+    start = out.index(title)
+    end = out.index("plots ──", start)
+    return out[start:end]
+
+
+@pytest.fixture
+def old_runs(tmp_path) -> Path:
+    runs = tmp_path / "runs"
+    shutil.copytree(FIXTURES, runs)
+    return runs
+
+
+@pytest.mark.parametrize("run", ["20261201T082859Z_digits_kfold", "20261201T082905Z_digits_kfold"])
+def test_show_kfold_epochs_read_whole_at_80_columns(old_runs, run):
+    out = show_at(80, old_runs, run)
+    epochs = section(out, "per epoch")
+    assert all(len(line.rstrip()) <= 80 for line in epochs.splitlines()), epochs
+    assert "…" not in epochs
+    assert "each figure: the mean ± std over the 2 folds" in epochs
+    # history_mean.csv's figures, mean ± std in one cell, every metric (the monitored one first)
+    mean = (old_runs / run / "history_mean.csv").read_text().splitlines()
+    header, last = mean[0].split(","), [float(v) for v in mean[-1].split(",")]
+    for name in ("val_loss", "loss", "val_accuracy", "accuracy"):
+        value, spread = last[header.index(f"{name}_mean")], last[header.index(f"{name}_std")]
+        assert f"{number(value)} ± {number(spread)}" in epochs, name
+    assert epochs.index("val_loss") < epochs.index("val_accuracy")
+    # The folds table: each fold's figures and the mean and std rows of kfold.json, whole.
+    folds = out[out.index("k-fold validation (k=2)"):out.index("best epoch by mean")]
+    rows = {line.split()[1]: line.split()[2:] for line in folds.splitlines() if line.startswith("│")}
+    assert rows["1"] == ["│", "3", "│", "0.2865", "│", "2.1454", "│"]
+    assert rows["mean"] == ["│", "│", "0.2916", "│", "2.1586", "│"]
+    assert rows["std"] == ["│", "│", "0.0051", "│", "0.0131", "│"]
+    assert "val_accuracy" in folds and "val_loss" in folds
+
+
+def test_show_train_epochs_and_header_read_whole_at_80_columns(old_runs):
+    run = "20261201T082914Z_digits"  # a sweep trial: the longest header line
+    out = show_at(80, old_runs, run)
+    epochs = section(out, "per epoch")
+    assert all(len(line.rstrip()) <= 80 for line in epochs.splitlines()) and "…" not in epochs
+    history = (old_runs / run / "history.csv").read_text().splitlines()
+    names = history[0].split(",")
+    for line in history[1:]:
+        for name, value in zip(names[1:], line.split(",")[1:]):
+            assert number(float(value)) in epochs, (name, value)
+    # Lines of words wrap between words, not wherever the terminal's edge falls.
+    head = out[:out.index("folder:")]  # (a path is not wrapped: it stays one word to copy)
+    assert all(len(line.rstrip()) <= 80 for line in head.splitlines()), head
+    assert "trial 0" in head and "sweep 20261201T082914Z_digits_sweep" in head
+    metrics = section(out, "final metrics")
+    assert "shuffled_labels_accuracy 0.0972" in metrics
+    assert all(len(line.rstrip()) <= 80 for line in metrics[:metrics.index("per epoch")].splitlines())
+
+
+def test_show_splits_a_wide_epochs_table_rather_than_cut_it(tmp_path):
+    folder = tmp_path / "runs" / "20250101T000000Z_many"
+    folder.mkdir(parents=True)
+    names = ["loss", "accuracy", "auc", "precision", "recall"]
+    (folder / "metrics.json").write_text(json.dumps({"status": "completed", "kind": "train", "epochs_run": 30,
+                                                     "best": {"monitor": "val_auc", "epoch": 17, "value": 0.5}}))
+    header = ["epoch", *names, *(f"val_{n}" for n in names)]
+    lines = [",".join(header)] + [",".join([str(e), *(f"{0.123456 + e / 1000 + i / 100:.6f}" for i in range(10))])
+                                  for e in range(1, 31)]
+    (folder / "history.csv").write_text("\n".join(lines) + "\n")
+    out = show_at(80, tmp_path / "runs", folder.name)
+    epochs = section(out, "per epoch")
+    assert all(len(line.rstrip()) <= 80 for line in epochs.splitlines()), epochs
+    assert not any(token.endswith("…") and token != "…" for token in epochs.split())
+    tables = [line for line in epochs.splitlines() if line.startswith("┃ epoch")]
+    assert len(tables) > 1  # several tables, each with the epoch
+    shown = {word for line in tables for word in line.replace("┃", " ").split()}
+    assert shown == {"epoch", *header[1:]}
+    assert tables[0].split()[3:6:2] == ["auc", "val_auc"]  # the monitored metric first, with its val_
+    assert "17 *" in epochs and number(0.123456 + 17 / 1000 + 0.02) in epochs

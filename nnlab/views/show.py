@@ -214,7 +214,8 @@ def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> 
     shown = condensed_epochs(count, best_pos)
     console.rule(f"per epoch ({len(shown)} of {count} shown)" if len(shown) < count else "per epoch",
                  align="left")
-    headers, columns, groups, folds = _epoch_columns(history, shown, best.get("monitor"))
+    headers, columns, groups, folds = _epoch_columns(history, shown, best.get("monitor"),
+                                                     kfold=metrics.get("kind") == "kfold")
     if folds:
         console.print(f"each figure: the mean ± std over the {folds} folds")
     rows, styles, previous = [], [], -1
@@ -233,14 +234,14 @@ def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> 
         console.print(f"* best epoch by {best.get('monitor')}")
 
 
-def _epoch_columns(history: dict[str, list[float]], shown: list[int],
-                   monitor: Any) -> tuple[list[str], list[list[str]], list[list[int]], int | None]:
+def _epoch_columns(history: dict[str, list[float]], shown: list[int], monitor: Any, *,
+                   kfold: bool = False) -> tuple[list[str], list[list[str]], list[list[int]], int | None]:
     """The per-epoch table's columns: headers, the cells of the epochs shown, and groups.
 
     A metric and its validation figure form a group (``loss``, ``val_loss``), the monitored
-    metric's group first. A k-fold mean history (``loss_mean``, ``loss_std``, ...) gives one
-    column per metric, ``mean ± std``; its ``folds`` column is shown only when it varies (some
-    folds stopped early).
+    metric's group first. A k-fold mean history (``kfold``: ``loss_mean``, ``loss_std``, ...)
+    gives one column per metric, ``mean ± std``; its ``folds`` column is shown only when it
+    varies (some folds stopped early).
 
     Returns:
         ``(headers, cells per column, groups of column indices, folds)``: ``folds`` is how many
@@ -250,7 +251,7 @@ def _epoch_columns(history: dict[str, list[float]], shown: list[int],
         values = history.get(column) or []
         return values[pos] if pos < len(values) else None
 
-    means = [c[: -len("_mean")] for c in history if c.endswith("_mean")]
+    means = [c[: -len("_mean")] for c in history if c.endswith("_mean")] if kfold else []
     headers, columns = [], []
     folds = None
     if means:
