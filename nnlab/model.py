@@ -139,17 +139,40 @@ def check_on_rows(config: Config, model: Any, x: Any, y: Any) -> dict[str, float
     try:
         return {name: float(v) for name, v in model.test_on_batch(x[:2], y[:2], return_dict=True).items()}
     except Exception as err:
-        reason = keras_reason(err)
-        built = build_objects(config).metrics  # one per config entry, in order
-        for i, (metric, obj) in enumerate(zip(config.metrics, built)):
-            name = metric if isinstance(metric, str) else next(iter(metric))
-            # Keras names the class that raised, which may be a parent (F1Score is an FBetaScore).
-            names = {name.lower(), *(c.__name__.lower() for c in type(obj).__mro__[:-1])}
-            if any(n in reason.lower() for n in names if n not in ("metric", "function", "object")):
-                raise config.error(("metrics", i), f"{name} cannot be computed on the data's labels: "
-                                                   f"{reason}") from None
-        raise config.error(("loss",), f"the loss and metrics cannot be computed on the data's labels: "
-                                      f"{reason}") from None
+        key = _culprit(config, model, x[:2], y[:2], err)
+        what = "the loss" if key == ("loss",) else _metric_name(config.metrics[key[1]])
+        raise config.error(key, f"{what} cannot be computed on the data's labels: {keras_reason(err)}") from None
+
+
+def _metric_name(metric: Any) -> str:
+    return metric if isinstance(metric, str) else next(iter(metric))
+
+
+def _culprit(config: Config, model: Any, x: Any, y: Any, err: Exception) -> tuple:
+    """The config key of what failed in :func:`check_on_rows`: a metric, else the loss.
+
+    Keras's message names the class that raised when it can (a parent class, at times:
+    F1Score is an FBetaScore); otherwise each metric given as an object is computed
+    alone on the model's output.
+    """
+    reason = keras_reason(err).lower()
+    built = build_objects(config).metrics  # one per config entry, in order
+    for i, (metric, obj) in enumerate(zip(config.metrics, built)):
+        name = _metric_name(metric)
+        names = {name.lower(), *(c.__name__.lower() for c in type(obj).__mro__[:-1])}
+        if any(n in reason for n in names if n not in ("metric", "function", "object")):
+            return ("metrics", i)
+    try:
+        predicted = model(x, training=False)
+    except Exception:
+        return ("loss",)
+    for i, obj in enumerate(built):
+        if hasattr(obj, "update_state"):
+            try:
+                obj.update_state(y, predicted)
+            except Exception:
+                return ("metrics", i)
+    return ("loss",)
 
 
 def output_warnings(config: Config, objects: Any) -> list[str]:

@@ -55,6 +55,9 @@ def test_validate_and_train_compute_the_loss_and_metrics_on_real_rows(cli, write
     assert "metrics.1" in result.output and "F1Score" in result.output and "Traceback" not in result.output
     trained = cli("train", path, "--runs-dir", tmp_path / "runs")
     assert trained.exit_code == 2 and "metrics.1" in trained.output and not (tmp_path / "runs").exists()
+    # AUC on ten classes of integer labels: Keras's message names no class; computed alone, AUC fails.
+    auc = cli("validate", "digits", "--set", "metrics=[accuracy, {AUC: {}}]")
+    assert auc.exit_code == 2 and "metrics.1" in auc.output, auc.output
 
 
 def test_summary_txt_keeps_every_column(cli, tmp_path):

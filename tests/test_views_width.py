@@ -10,6 +10,7 @@ one (compare piped, show at 1000 columns).
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def split_words(text: str, width: int) -> list[str]:
         if cell_len(line) <= width:
             continue
         pieces = chop_cells(line, width)
-        for before, after in zip(pieces, pieces[1:]):
+        for before, after in itertools.pairwise(pieces):
             if before[-1:].strip() and after[:1].strip():
                 broken.append(before.split()[-1] + "|" + after.split()[0])
     return broken
@@ -106,10 +107,7 @@ def parse_tables(text: str) -> list[Table]:
 
 
 def _boxed(lines: list[str], top: int) -> Table:
-    edge = lines[top]
-    bounds = [i for i, ch in enumerate(edge) if ch in "┏┳┓"]
-    if not edge.rstrip().endswith("┓"):  # a table cut at the right (as 0.1.0 wrote summary.txt)
-        bounds.append(max(len(edge), max(len(line) for line in lines[top:top + 50])))
+    """The boxed table whose top edge is ``lines[top]``: columns lie between its ┳ marks."""
     header_lines, body = [], []
     for line in lines[top + 1:]:
         mark = line.lstrip()[:1]
@@ -119,15 +117,21 @@ def _boxed(lines: list[str], top: int) -> Table:
             body.append(line)
         elif mark not in ("┡", "├"):
             break
+    edge = lines[top]
+    bounds = [i for i, ch in enumerate(edge) if ch in "┏┳┓"]
+    if not edge.rstrip().endswith("┓"):  # a table cut at the right (as 0.1.0 wrote summary.txt)
+        bounds.append(max(map(len, [edge, *header_lines, *body])))
 
     def cells(line: str) -> list[str]:
-        return [line[a + 1:b].strip() for a, b in zip(bounds, bounds[1:])]
+        return [line[a + 1:b].strip() for a, b in itertools.pairwise(bounds)]
 
     heads = [" ".join(parts).strip() for parts in zip(*map(cells, header_lines))] if header_lines else []
     return Table(heads, [list(column) for column in zip(*map(cells, body))] if body else [[] for _ in heads])
 
 
 def _simple(lines: list[str], rule: int) -> Table:
+    """The table whose header rule is ``lines[rule]``: columns are what the blank gutters
+    (blank on every line, header included) leave between them."""
     header = lines[rule - 1]
     body = []
     for line in lines[rule + 1:]:

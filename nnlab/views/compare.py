@@ -359,7 +359,7 @@ def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str |
         wrap: text columns that may wrap at spaces (never inside a word) to fit the terminal.
 
     Returns:
-        The columns left out for want of room, in their order (empty when all are shown).
+        The columns left out for want of room, the most wanted first (empty when all are shown).
     """
     out = out or sys.stdout
     console = _console(out)
@@ -370,8 +370,9 @@ def render_table(rows: list[dict[str, Any]], columns: list[str], *, title: str |
     gap = _PLAIN_GAP if plain else _GAP
     dropped: list[str] = []
     if fit and table_width(widths, gap, -gap) > console.width:
-        keep = fit_columns(widths, console.width, gap=gap, edges=-gap, order=column_priority(columns))
-        dropped = [c for i, c in enumerate(columns) if i not in keep]
+        order = column_priority(columns)
+        keep = fit_columns(widths, console.width, gap=gap, edges=-gap, order=order)
+        dropped = [columns[i] for i in order if i not in keep]
         columns, numeric, widths, ascii_columns = ([seq[i] for i in keep]
                                                    for seq in (columns, numeric, widths, ascii_columns))
         cells = [[row[i] for i in keep] for row in cells]
@@ -754,8 +755,7 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
                 if dropped:
                     out.flush()
                     notes = _console(err)
-                    by_priority = [cols[i] for i in column_priority(cols) if cols[i] in dropped]
-                    notes.print(dropped_note(by_priority, notes.width), markup=False)
+                    notes.print(dropped_note(dropped, notes.width), markup=False)
                 if side_by_side:
                     render_pair(pair[0], pair[1], fmt, out)
             else:

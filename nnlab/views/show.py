@@ -200,6 +200,7 @@ def _sweep_section(console: Console, folder: Path) -> None:
 
 
 def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> None:
+    """The condensed per-epoch table (a k-fold run's: the mean over its folds), split to fit."""
     history = read_history(folder, prefer_mean=metrics.get("kind") == "kfold")
     count = max((len(v) for v in history.values()), default=0)
     if not count:
@@ -216,8 +217,8 @@ def _epochs_section(console: Console, folder: Path, metrics: dict[str, Any]) -> 
                  align="left")
     headers, columns, groups, folds = _epoch_columns(history, shown, best.get("monitor"),
                                                      kfold=metrics.get("kind") == "kfold")
-    if folds:
-        console.print(f"each figure: the mean ± std over the {folds} folds")
+    if folds is not None:
+        console.print(f"each figure: the mean ± std over the {folds or ''} folds".replace("  ", " "))
     rows, styles, previous = [], [], -1
     for n, pos in enumerate(shown):
         if pos != previous + 1:
@@ -245,7 +246,7 @@ def _epoch_columns(history: dict[str, list[float]], shown: list[int], monitor: A
 
     Returns:
         ``(headers, cells per column, groups of column indices, folds)``: ``folds`` is how many
-        folds a k-fold mean is over (None for a plain history).
+        folds a k-fold mean is over (0 when it does not say, None for a plain history).
     """
     def at(column: str, pos: int) -> Any:
         values = history.get(column) or []
@@ -264,7 +265,7 @@ def _epoch_columns(history: dict[str, list[float]], shown: list[int], monitor: A
             headers.append(name)
             columns.append(cells)
         counts = [v for v in history.get("folds") or [] if isinstance(v, (int, float)) and not math.isnan(v)]
-        folds = int(max(counts)) if counts else None
+        folds = int(max(counts)) if counts else 0
         if len(set(counts)) > 1:
             headers.append("folds")
             columns.append(["-" if at("folds", p) is None else f"{at('folds', p):g}" for p in shown])
@@ -275,8 +276,8 @@ def _epoch_columns(history: dict[str, list[float]], shown: list[int], monitor: A
         if column not in taken:
             headers.append(column)
             columns.append([number(at(column, p)) for p in shown])
-    base = [h[4:] if h.startswith("val_") else h for h in headers]
-    first = str(monitor)[4:] if str(monitor).startswith("val_") else monitor
+    base = [h.removeprefix("val_") for h in headers]
+    first = str(monitor).removeprefix("val_")
     order = sorted(dict.fromkeys(base), key=lambda b: b != first)
     groups = [sorted((i for i, b in enumerate(base) if b == name), key=lambda i: headers[i].startswith("val_"))
               for name in order]

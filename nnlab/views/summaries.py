@@ -84,25 +84,66 @@ def run_summary(metrics: dict[str, Any], run_path: str, history: dict[str, list[
 def sweep_summary(result: Any) -> None:
     """The ranked trials of a sweep as a table, what the metric means, then the sweep folder.
 
+    Long parameter keys are headed by their last part (``units``) with a legend below; no
+    cell is cut: where the table with the trials' run folders would not fit the terminal,
+    the folders (in sweep.json and summary.md) are left out and a line says so.
+
     Args:
         result: a :class:`nnlab.sweep.run.SweepResult`: ``outcomes`` (ranked), ``metric``,
             ``note`` (what the metric is, one sentence), ``status`` and ``run``.
     """
     headers, cells = param_columns(result.outcomes)
-    table = Table(title=f"trials ranked by {result.metric}", header_style="bold")
-    for column in ("rank", "trial", *headers, result.metric, "status", "run folder"):
-        table.add_column(column, justify="right" if column in ("rank", "trial", result.metric) else "left",
-                         overflow="fold")
+    short = short_keys(headers)
+    rows = []
     for rank, o in enumerate(result.outcomes, start=1):
         value = metric_names.value_of(o.metrics, result.metric)
-        table.add_row(str(rank), str(o.index), *cells(o.params), number(value),
-                      o.status + (f": {o.message}" if o.message and o.status != Status.COMPLETED else ""),
-                      o.folder.rsplit("/", 1)[-1] if o.folder else "-")
+        rows.append([str(rank), str(o.index), *cells(o.params), number(value),
+                     o.status + (f": {o.message}" if o.message and o.status != Status.COMPLETED else ""),
+                     o.folder.rsplit("/", 1)[-1] if o.folder else "-"])
+    columns = ["rank", "trial", *short, result.metric, "status", "run folder"]
+    widths = [max(_longest_word(c), *(_longest_word(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    with_folders = sum(widths) + 3 * len(columns) + 1 <= console.width
+    if not with_folders:
+        columns, widths, rows = columns[:-1], widths[:-1], [r[:-1] for r in rows]
+    table = Table(title=f"trials ranked by {result.metric}", header_style="bold")
+    for column, width in zip(columns, widths):
+        table.add_column(column, justify="right" if column in ("rank", "trial", result.metric) else "left",
+                         min_width=width)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+    for key, shown in zip(headers, short):
+        if key != shown:
+            console.print(f"{shown}: {key}", highlight=False)
+    if not with_folders:
+        console.print("(each trial's run folder is in sweep.json and summary.md; a wider terminal shows them here)")
     note = getattr(result, "note", "")
     if note:
         console.print(escape(note), highlight=False)
-    console.print(f"sweep {result.status}; sweep folder: [bold]{result.run.path}[/]")
+    console.print(f"sweep {result.status}; sweep folder: [bold]{escape(str(result.run.path))}[/]", soft_wrap=True)
+
+
+def short_keys(keys: list[str], longest: int = 16) -> list[str]:
+    """Table headers for dotted keys: a key longer than ``longest`` by its shortest dotted end that
+    no other key shares and that is not a bare list position (``model.layers.0.Dense.units`` -> ``units``)."""
+    shown = []
+    for key in keys:
+        parts = key.split(".")
+        choice = key
+        if len(key) > longest:
+            for n in range(1, len(parts)):
+                end = ".".join(parts[-n:])
+                if not parts[-n].isdigit() and sum(k == end or k.endswith("." + end) for k in keys) == 1:
+                    choice = end
+                    break
+        shown.append(choice)
+    return shown
+
+
+def _longest_word(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(word) for word in str(text).split()), default=1)
 
 
 #: Which baseline figure stands beside which test metric.
