@@ -196,6 +196,9 @@ class ProcessExecutor(Executor):
                 process.terminate()
         for process in processes:
             process.join(timeout=5)
+            if process.is_alive():  # still importing TensorFlow on a loaded machine, say
+                process.kill()
+                process.join(timeout=5)
 
 
 def _ready() -> None:
