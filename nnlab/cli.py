@@ -254,7 +254,9 @@ def sweep(
                                   space=space.as_dict(), kfold=kfold, jobs=jobs if executor == "local" else 1,
                                   report=None if quiet or json_output else TrialLines())
     if json_output:
-        typer.echo((result.run.path / "sweep.json").read_text())
+        from nnlab.runs.format import SWEEP
+
+        typer.echo((result.run.path / SWEEP).read_text())
     elif quiet:
         typer.echo(str(result.run.path))
     else:

@@ -27,7 +27,6 @@ import numpy as np
 
 from nnlab.config import Config
 from nnlab.datasets.base import Dataset
-from nnlab.errors import NnlabError
 from nnlab.executors import Executor, make_executor
 from nnlab.kfold.folds import (FoldError, FoldReport, FoldResult, as_fold_error, cached_dataset, fold_indices,
                                run_fold, train_fold)

@@ -113,15 +113,25 @@ class RunFolder:
         """
         if "/" in name or "\\" in name or ".." in name or name.startswith("."):
             raise NnlabError(f"run name '{name}' may not contain path separators or '..'", key="name")
+        stamp = (started or utc_now()).strftime(TIMESTAMP_FORMAT)
+        return cls.claim(runs_dir, f"{stamp}_{name}{kind_suffix}")
+
+    @classmethod
+    def claim(cls, runs_dir: str | Path, folder_name: str) -> "RunFolder":
+        """Make the folder ``folder_name`` under ``runs_dir``, or ``folder_name-2`` (``-3``, ...) when taken.
+
+        Also how a run made elsewhere (a worker's trial) gets its folder here.
+
+        Returns:
+            The new run folder.
+        """
         root = Path(runs_dir)
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise NnlabError(f"cannot create the runs directory: {err.strerror}", source=str(root)) from None
-        stamp = (started or utc_now()).strftime(TIMESTAMP_FORMAT)
-        base = f"{stamp}_{name}{kind_suffix}"
         for attempt in range(1, 10_000):
-            path = root / (base if attempt == 1 else f"{base}-{attempt}")
+            path = root / (folder_name if attempt == 1 else f"{folder_name}-{attempt}")
             try:
                 path.mkdir()
             except FileExistsError:

@@ -23,7 +23,7 @@ from nnlab.executors import Executor
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.runs import format as runfile
 from nnlab.runs.folder import RunFolder, atomic_write, utc_now
-from nnlab.runs.format import Status
+from nnlab.runs.format import Status, SweepMetrics
 from nnlab.sweep.ranking import metric_note, ranked, summary_markdown, sweep_direction, sweep_metric
 from nnlab.sweep.space import Trial
 from nnlab.metric_names import value_of
@@ -73,23 +73,13 @@ def train_trial_remote(config_data: dict[str, Any], source: str, data_dir: str |
 
 def materialize(runs_dir: Path, returned: dict[str, Any]) -> Path:
     """Write a worker's returned run folder under ``runs_dir`` (a fresh name if it is taken)."""
-    name = returned["name"]
-    root = Path(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 10_000):
-        path = root / (name if attempt == 1 else f"{name}-{attempt}")
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            continue
-    run = RunFolder(path)
+    run = RunFolder.claim(runs_dir, returned["name"])
     metrics = dict(returned["metrics"], run_id=run.run_id)
     for relative, content in returned["files"].items():
-        if relative != "metrics.json":  # written last, with this folder's id, once the rest is in place
+        if relative != runfile.METRICS:  # written last, with this folder's id, once the rest is in place
             atomic_write(run.file(relative), content)
-    run.write_json("metrics.json", metrics)
-    return path
+    run.write_json(runfile.METRICS, metrics)
+    return run.path
 
 
 # -- k-fold trials ------------------------------------------------------------------------------
@@ -306,15 +296,14 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
 def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOutcome], metric: str, way: str,
                    clock: float) -> dict[str, Any]:
     best = next((o for o in ranked(outcomes, metric, way) if o.status == Status.COMPLETED.value), None)
-    counts = {s: sum(o.status == s for o in outcomes) for s in {o.status for o in outcomes}}
-    return {
-        "run_id": record["sweep_id"], "name": base.name, "kind": "sweep", "dataset": base.dataset.name,
-        "status": record["status"], "started": record["started"], "finished": record.get("finished"),
-        "wall_time_s": record.get("wall_time_s", round(time.perf_counter() - clock, 3)),
-        "trials": len(outcomes), "trial_statuses": counts, "metric": metric,
-        "best": None if best is None else {"trial": best.index, "params": best.params, "folder": best.folder,
-                                           "value": value_of(best.metrics, metric)},
-    }
+    return SweepMetrics(
+        run_id=record["sweep_id"], name=base.name, dataset=base.dataset.name, status=Status(record["status"]),
+        started=record["started"], finished=record.get("finished"), metric=metric, direction=way,
+        wall_time_s=record.get("wall_time_s", round(time.perf_counter() - clock, 3)), trials=len(outcomes),
+        trial_statuses={s: sum(o.status == s for o in outcomes) for s in {o.status for o in outcomes}},
+        best=None if best is None else {"trial": best.index, "params": best.params, "folder": best.folder,
+                                        "value": value_of(best.metrics, metric)},
+    ).to_dict()
 
 
 def _with_absolute_data_path(trial: Trial) -> Trial:
