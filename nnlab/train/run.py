@@ -100,8 +100,9 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
     data = prepare(config, dataset)
     release_sequences(dataset)
     model = build_model(config, data.input_shape, task=dataset.task, num_classes=dataset.num_classes)
-    check_on_rows(config, model, data.x_train, data.y_train)
     configure_execution(model, config)
+    # After the levers: Keras builds its test function here, once, with the steps per call it then keeps.
+    check_on_rows(config, model, data.x_train, data.y_train)
     source = data_record(dataset, data_dir)
 
     started = utc_now()
