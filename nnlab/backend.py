@@ -75,11 +75,18 @@ def keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # TensorFlow's C++ start-up lines (oneDNN, CUDA stubs) are written before its
     # log settings are read, so they are kept off the terminal while it imports.
     with _quiet_stderr():
         import keras as _keras
+    if quiet:
+        # Its Python warnings too: "N out of the last N calls ... triggered tf.function retracing" is what
+        # every new model of a sweep, repeat or fold does by design, not something a user can act on.
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return _keras
 
 

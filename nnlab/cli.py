@@ -70,6 +70,11 @@ BackendOption = typer.Option(None, "--backend", metavar="NAME",
                                   "tensorflow).")
 
 
+SeedsOption = typer.Option(None, "--seeds", metavar="N|S1,S2,...",
+                           help="Repeat with N seeds (the config's seed and the next N - 1) or with these seeds; "
+                                "each repeat is a run folder, then one summary: mean ± std and the 95% CI.")
+
+
 def _with_backend(backend: Optional[str], overrides: List[str]) -> List[str]:
     """``--backend NAME`` as the override ``backend=NAME``, checked first (installed? Keras not yet imported
     with another?) and made this process's backend, so worker processes started from here inherit it."""
@@ -126,6 +131,7 @@ def train(
                                           help="Continue an interrupted run folder from its checkpoint."),
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
+    seeds: Optional[str] = SeedsOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
@@ -140,6 +146,8 @@ def train(
     from nnlab.train import run as training
 
     import_plugins(plugin or [])
+    if resume is not None and seeds is not None:
+        raise NnlabError("a run resumes alone; --seeds starts new runs", source="--seeds")
     if resume is not None:
         if config is not None or set_ or backend is not None:
             raise NnlabError("a run resumes with the config it started with; it cannot be changed on resume "
@@ -152,6 +160,10 @@ def train(
     else:
         cfg = load_config(config, _with_backend(backend, set_ or []))
         label, epochs = cfg.name, cfg.training.epochs
+        if seeds is not None:
+            _repeat(cfg, seeds, lambda c, tags, report=None: training.train(
+                c, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv, tags=tags, report=report),
+                    lambda c: EpochProgress(f"{c.name} seed {c.seed}", epochs), quiet=quiet, json_output=json_output)
         start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
     _run_and_render(start, lambda: EpochProgress(label, epochs), quiet=quiet, json_output=json_output,
                     render=lambda result: run_summary(result.metrics, str(result.run.path), result.history))
@@ -215,6 +227,9 @@ def sweep(
     data_dir: Optional[Path] = DataDirOption,
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
+    seeds: Optional[str] = typer.Option(None, "--seeds", metavar="N|S1,S2,...",
+                                        help="Repeat every trial with N seeds (or these seeds); trials are ranked "
+                                             "by their mean, shown with ± std, the 95% CI and n."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
     json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
 ) -> None:
@@ -247,7 +262,9 @@ def sweep(
     space = space_of(base, grid or [], param or [], random)
     metric = sweep_metric(base, metric, kfold)
     sweep_direction(base, metric)  # a metric whose direction nothing can tell is refused before any trial
-    trials = build_trials(base, space.points(base.seed))
+    from nnlab.repeats import parse_seeds
+
+    trials = build_trials(base, space.points(base.seed), None if seeds is None else parse_seeds(seeds, base.seed))
     with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
         result = sweeps.run_sweep(base, trials, pool, runs_dir=runs_dir, data_dir=data_dir, metric=metric,
                                   executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
@@ -286,17 +303,25 @@ def compare(
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
                                         help="Draw the listed runs' learning curves in one figure."),
     metric: Optional[str] = typer.Option(None, "--metric", metavar="M",
-                                         help="History column for --plot (default val_loss)."),
+                                         help="History column for --plot (default val_loss); with --versus, "
+                                              "the metric compared (default the main test metric)."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", metavar="KEY[,KEY...]",
+                                           help="One row per group of runs (a config key, name, dataset, "
+                                                "sweep_id, or group: the repeats of one config): n, mean ± std, "
+                                                "95% CI, min, max; --columns picks the metrics."),
+    versus: Optional[str] = typer.Option(None, "--versus", metavar="VALUE",
+                                         help="With --group-by: test every group against the group VALUE "
+                                              "(Welch, Mann-Whitney, Hedges' g, Holm-adjusted)."),
     runs_dir: Path = RunsDirOption,
 ) -> None:
-    """List runs as one table; two runs side by side; their curves overlaid.
+    """List runs as one table; two runs side by side; their curves overlaid; groups of runs tested.
 
     Example: [bold]nnlab compare --sort test_accuracy --last 5[/]
     """
     from nnlab.views.compare import run_compare
 
     run_compare(paths or [], runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
-                columns=columns, fmt=fmt, plot=plot, metric=metric)
+                columns=columns, fmt=fmt, plot=plot, metric=metric, group_by=group_by, versus=versus)
 
 
 @app.command()
@@ -411,6 +436,7 @@ def kfold(
     data_dir: Optional[Path] = DataDirOption,
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
+    seeds: Optional[str] = SeedsOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
     json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
 ) -> None:
@@ -438,10 +464,50 @@ def kfold(
         from nnlab.backend import use_backend
 
         use_backend(cfg.backend, source=cfg.source)
+        if seeds is not None:
+            _repeat(cfg, seeds, lambda c, tags, report=None: run_kfold(
+                c, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs, argv=sys.argv, executor=pool,
+                tags=tags, report=report), lambda c: KFoldProgress(f"{c.name} seed {c.seed}"), quiet=quiet,
+                    json_output=json_output)
         start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
                                   argv=sys.argv, executor=pool)
         _run_and_render(start, lambda: KFoldProgress(cfg.name), quiet=quiet, json_output=json_output,
                         render=kfold_summary)
+
+
+def _repeat(config, seeds: str, run_one, progress, *, quiet: bool, json_output: bool) -> None:
+    """``--seeds``: the config once per seed, each a run folder; then one summary of them all; exit.
+
+    Args:
+        config: the validated config.
+        seeds: the option's text (see :func:`nnlab.repeats.parse_seeds`).
+        run_one: ``run_one(config, tags, report=...)`` runs one repeat and returns its result.
+        progress: makes the progress display of one repeat.
+        quiet: print only the run folders.
+        json_output: print the repeats' metrics.json as a list.
+    """
+    from nnlab.repeats import parse_seeds, repeat_configs, run_repeats
+    from nnlab.views.summaries import repeats_summary
+
+    configs = repeat_configs(config, parse_seeds(seeds, config.seed))
+
+    def one(c, repeat: int):
+        tags = {"repeat": repeat}
+        if quiet or json_output:
+            return run_one(c, tags)
+        with progress(c) as display:
+            return run_one(c, tags, report=display)
+
+    results = run_repeats(configs, one)
+    if json_output:
+        typer.echo(json.dumps([r.metrics for r in results], indent=2))
+    elif quiet:
+        typer.echo("\n".join(str(r.run.path) for r in results))
+    else:
+        repeats_summary(config.name, [r.metrics for r in results], [str(r.run.path) for r in results],
+                        [c.seed for c in configs])
+    codes = [r.exit_code for r in results]
+    raise typer.Exit(next((c for c in codes if c in (130, 143)), max(codes)))
 
 
 def _run_and_render(start, progress, *, quiet: bool, json_output: bool, render) -> None:

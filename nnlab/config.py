@@ -172,6 +172,9 @@ class KFold(Strict):
 
     k: Annotated[int, Field(ge=2, le=1000)] = 4
     shuffle: bool = False
+    split_seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
+        0, description="seed of the shuffle that cuts the folds (with shuffle: true); fixed apart from the "
+                       "config's seed, so repeats with other seeds validate on the same folds")
     monitor: str = Field("val_loss", description="the averaged validation curve the best epoch is read "
                                                  "from, e.g. val_loss or val_mae")
     smoothing: Annotated[float, Field(ge=0, lt=1)] = Field(
@@ -341,6 +344,23 @@ class Config(Strict):
         """
         document = self._document or YamlDocument(self.to_dict(), self._source)
         return config_from_document(document, [*self._overrides, *overrides], base_dir=self._base_dir)
+
+    def group_id(self) -> str:
+        """A stable id of this config without its seed: the repeats of one experiment share it.
+
+        The SHA-256 of the resolved config (:meth:`to_dict`, the seed left out) as canonical
+        JSON, so it is the same for the same config in every process and on every machine, and
+        differs when anything but the seed does.
+
+        Returns:
+            12 hex digits.
+        """
+        import hashlib
+        import json
+
+        data = {key: value for key, value in self.to_dict().items() if key != "seed"}
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config as plain data, in the file's form."""

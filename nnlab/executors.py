@@ -198,7 +198,7 @@ class ProcessExecutor(Executor):
             process.join(timeout=5)
             if process.is_alive():  # still importing TensorFlow on a loaded machine, say
                 process.kill()
-                process.join(timeout=5)
+                process.join()  # SIGKILL cannot be refused: this returns
 
 
 def _ready() -> None:

@@ -30,7 +30,7 @@ def test_issue_example_is_accepted_and_resolved():
     resolved = config.to_dict()
     assert resolved["dataset"]["points_per_class"] == 50
     assert resolved["kfold"] == {"k": 4, "shuffle": False, "monitor": "val_loss", "smoothing": 0.0,
-                                 "skip_first_epochs": 10, "mode": "auto"}
+                                 "skip_first_epochs": 10, "mode": "auto", "split_seed": 0}
 
 
 def test_bare_names_are_normalized_to_one_key_form():

@@ -313,9 +313,10 @@ def test_refusals_leave_no_folder(cli, write_config, tmp_path):
     assert result.exit_code == 2 and "unknown config 'bostn'" in result.output and "boston" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     # With --jobs the workers start before the config is read; a refusal stops them.
+    before = set(multiprocessing.active_children())
     result = cli("kfold", path, "--runs-dir", runs, "--jobs", "2", "--set", "kfold.monitor=val_accuracy")
     assert result.exit_code == 2 and "kfold.monitor" in result.output
-    assert not multiprocessing.active_children()
+    assert not set(multiprocessing.active_children()) - before, "the refusal stopped the workers it started"
     assert not runs.exists() or not any(runs.iterdir())
 
 

@@ -125,7 +125,8 @@ def run_fold(config_dict: dict[str, Any], fold: int, k: int, seed: int, data_dir
         config_dict: the resolved config (:meth:`Config.to_dict`).
         fold: 0-based index of the fold.
         k: number of folds.
-        seed: the k-fold seed (the config's seed); splits and the fold's model derive from it.
+        seed: the config's seed; the fold's model and batches derive from it (the folds are cut with
+            ``kfold.split_seed``, the same whatever the seed).
         data_dir: a folder of downloaded dataset files.
         epochs: train this many epochs instead of the config's.
 
@@ -143,7 +144,8 @@ def run_fold(config_dict: dict[str, Any], fold: int, k: int, seed: int, data_dir
         if epochs is not None:
             config = config.with_overrides([f"training.epochs={int(epochs)}"])
         dataset = cached_dataset(config, data_dir)
-        train_rows, val_rows = fold_indices(len(dataset.y_train), k, config.kfold.shuffle, seed)[fold]
+        train_rows, val_rows = fold_indices(len(dataset.y_train), k, config.kfold.shuffle,
+                                            config.kfold.split_seed)[fold]
         return train_fold(config, dataset, fold, k, train_rows, val_rows, seed)
     except FoldError:
         raise

@@ -90,7 +90,7 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
         if k > n:
             raise config.error(("kfold", "k"), f"{k} folds need at least {k} training rows; the training part "
                                                f"has {n}")
-        splits = fold_indices(n, k, config.kfold.shuffle, config.seed)
+        splits = fold_indices(n, k, config.kfold.shuffle, config.kfold.split_seed)
         return _run_and_record(config, dataset, splits, data_dir=data_dir, runs_dir=runs_dir, final=final,
                                jobs=jobs, executor=executor, report=report, argv=argv, tags=tags)
     finally:
@@ -117,7 +117,8 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
     metrics.directions = directions
     clock = time.perf_counter()
     results: list[FoldResult] = []
-    summary: dict[str, Any] = {"k": k, "shuffle": settings.shuffle, "seed": config.seed,
+    summary: dict[str, Any] = {"k": k, "shuffle": settings.shuffle, "split_seed": settings.split_seed,
+                               "seed": config.seed,
                                "epochs": config.training.epochs, "monitor": settings.monitor,
                                "mode": settings.mode, "smoothing": settings.smoothing}
     with writing(run, metrics):

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 from nnlab.errors import NnlabError, RunNotFound
 from nnlab.runs.format import CONFIG, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, Status
 
-INDEX_VERSION = 3  # raise whenever summarize() changes: older indexes are then rebuilt
+INDEX_VERSION = 4  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
 RUN_NAME = re.compile(r"^\d{8}T\d{6}Z_")
 #: Baseline figures under the name of the metric they are comparable to.
@@ -270,6 +270,9 @@ def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
     if isinstance(metrics.get("sweep_id"), str):
         fields["sweep_id"] = metrics["sweep_id"]
     _number(fields, "trial", metrics.get("trial"))
+    if isinstance(metrics.get("group"), str):  # the config without its seed: the repeats of one experiment
+        fields["group"] = metrics["group"]
+    _number(fields, "repeat", metrics.get("repeat"))
     for part, prefix in (("train", "train_"), ("validation", "val_"), ("test", "test_")):
         values = metrics.get(part)
         if isinstance(values, dict):

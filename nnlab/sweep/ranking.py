@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nnlab.config import Config
 from nnlab.errors import ConfigError
 from nnlab.metric_names import direction, direction_of_objects, unknown_direction_message, value_of
+from nnlab.runs.format import Status
 
 
 def default_metric(config: Config, kfold: bool = False) -> str | None:
@@ -116,9 +118,81 @@ def metric_note(metric: str, kfold: bool) -> str:
     return f"{metric} is the trained model's, after the last epoch."
 
 
-def summary_markdown(order: list[Any], metric: str, kfold: bool = False) -> str:
-    """The ranked trials as a Markdown table, and what the metric means."""
+@dataclass
+class TrialStats:
+    """A trial of a sweep with ``--seeds``: its repeats and what they say together.
+
+    Args:
+        index: the trial's number.
+        params: its parameters (the seed aside).
+        runs: its repeats' outcomes, in seed order.
+        description: the ranking metric over the completed repeats (:func:`nnlab.stats.describe`).
+    """
+
+    index: int
+    params: dict[str, Any]
+    runs: list[Any]
+    description: Any
+
+    @property
+    def statuses(self) -> str:
+        """``3/3 completed``, or what the other repeats became."""
+        done = sum(r.status == Status.COMPLETED.value for r in self.runs)
+        others = sorted({r.status for r in self.runs} - {Status.COMPLETED.value})
+        return f"{done}/{len(self.runs)} completed" + (f" ({', '.join(others)})" if others else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        """For sweep.json."""
+        return {"trial": self.index, "params": self.params, "statuses": self.statuses,
+                "folders": [r.folder for r in self.runs], **self.description.as_dict()}
+
+
+def rank_trials(outcomes: list[Any], metric: str, way: str) -> list[TrialStats]:
+    """The trials best first by their mean ``metric`` over their completed repeats (direction ``way``);
+    trials with no completed repeat last."""
+    from nnlab.stats import describe
+
+    runs: dict[int, list[Any]] = {}
+    for outcome in outcomes:
+        runs.setdefault(outcome.index, []).append(outcome)
+    trials = []
+    for index, repeats in runs.items():
+        values = [value_of(r.metrics, metric) if r.status == Status.COMPLETED.value else None for r in repeats]
+        trials.append(TrialStats(index, repeats[0].params, repeats, describe(values)))
+
+    def key(t: TrialStats):
+        mean = t.description.mean
+        if mean is None or math.isnan(mean):
+            return (1, 0.0, t.index)
+        return (0, -mean if way == "max" else mean, t.index)
+
+    return sorted(trials, key=key)
+
+
+def summary_markdown(order: list[Any], metric: str, kfold: bool = False,
+                     trials: list[TrialStats] | None = None) -> str:
+    """The ranked trials as a Markdown table, and what the metric means.
+
+    Args:
+        order: every run, ranked.
+        metric: what ranks them.
+        kfold: the trials are k-fold validations.
+        trials: with ``--seeds``, the trials ranked by their mean (one row each: mean ± std, 95% CI, n).
+    """
     from nnlab.views.style import number, param_columns
+
+    if trials:
+        headers, param_cells = param_columns(trials)
+        header = ["rank", "trial", *headers, f"{metric} mean ± std", "95% CI", "n", "repeats"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for rank, t in enumerate(trials, start=1):
+            d = t.description
+            spread = f"{number(d.mean)} ± {number(d.std)}" if d.std is not None else number(d.mean)
+            interval = f"{number(d.ci_low)} to {number(d.ci_high)}" if d.ci_low is not None else "-"
+            cells = [str(rank), str(t.index), *param_cells(t.params), spread, interval, str(d.n), t.statuses]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        return "\n".join(lines) + "\n\n" + metric_note(metric, kfold) + " Each trial ran once per seed; " \
+            "the interval is the 95% Student-t interval of its mean.\n"
 
     headers, param_cells = param_columns(order)
     header = ["rank", "trial", *headers, metric, "status", "folder"]

@@ -24,7 +24,7 @@ from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.runs import format as runfile
 from nnlab.runs.folder import RunFolder, atomic_write, utc_now
 from nnlab.runs.format import Status, SweepMetrics
-from nnlab.sweep.ranking import metric_note, ranked, summary_markdown, sweep_direction, sweep_metric
+from nnlab.sweep.ranking import metric_note, rank_trials, ranked, summary_markdown, sweep_direction, sweep_metric
 from nnlab.sweep.space import Trial
 from nnlab.metric_names import value_of
 
@@ -39,6 +39,7 @@ class TrialOutcome:
     folder: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
+    repeat: int | None = None
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -191,6 +192,7 @@ class SweepResult:
     kfold: bool = False
     direction: str = "min"
     note: str = ""
+    trials: list[Any] | None = None  # with --seeds: each trial's figures over its repeats, best first
 
 
 def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir: str | Path = "runs",
@@ -221,7 +223,8 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     check_data(trials, data_dir)
     started = utc_now()
     sweep = RunFolder.create(runs_dir, base.name, runfile.KIND_SUFFIX["sweep"], started=started)
-    outcomes = [TrialOutcome(t.index, t.params) for t in trials]
+    outcomes = [TrialOutcome(t.index, t.params, repeat=t.repeat) for t in trials]
+    repeated = any(t.repeat is not None for t in trials)
     record: dict[str, Any] = {
         "sweep_id": sweep.run_id, "name": base.name, "status": Status.RUNNING.value, "metric": metric,
         "direction": way, "executor": executor_name,
@@ -238,7 +241,8 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         sweep.write_json(runfile.METRICS, _sweep_metrics(record, base, outcomes, metric, way, clock))
 
     def tags_of(trial: Trial) -> dict[str, Any]:
-        return {"sweep_id": sweep.run_id, "trial": trial.index, "trial_params": trial.params}
+        tags = {"sweep_id": sweep.run_id, "trial": trial.index, "trial_params": trial.params}
+        return tags if trial.repeat is None else {**tags, "repeat": trial.repeat}
 
     save()
     runs_dir = str(runs_dir)
@@ -286,23 +290,35 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     record["finished"] = utc_now().isoformat(timespec="seconds")
     record["wall_time_s"] = round(time.perf_counter() - clock, 3)
     order = ranked(outcomes, metric, way)
-    record["ranking"] = [o.index for o in order]
+    stats = rank_trials(outcomes, metric, way) if repeated else None
+    record["ranking"] = [t.index for t in stats] if stats else [o.index for o in order]
+    if stats:
+        record["trial_stats"] = [t.as_dict() for t in stats]
     save()
-    sweep.write_text(runfile.SWEEP_SUMMARY, summary_markdown(order, metric, kfold))
+    sweep.write_text(runfile.SWEEP_SUMMARY, summary_markdown(order, metric, kfold, stats))
     return SweepResult(run=sweep, outcomes=order, metric=metric, status=status.value, exit_code=exit_code,
-                       kfold=kfold, direction=way, note=metric_note(metric, kfold))
+                       kfold=kfold, direction=way, note=metric_note(metric, kfold), trials=stats)
 
 
 def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOutcome], metric: str, way: str,
                    clock: float) -> dict[str, Any]:
-    best = next((o for o in ranked(outcomes, metric, way) if o.status == Status.COMPLETED.value), None)
+    best = None
+    if any(o.repeat is not None for o in outcomes):  # the best trial by its mean over the repeats
+        top = next((t for t in rank_trials(outcomes, metric, way) if t.description.n), None)
+        if top is not None:
+            best = {"trial": top.index, "params": top.params, "folder": top.runs[0].folder,
+                    "value": top.description.mean, "n": top.description.n}
+    else:
+        run = next((o for o in ranked(outcomes, metric, way) if o.status == Status.COMPLETED.value), None)
+        if run is not None:
+            best = {"trial": run.index, "params": run.params, "folder": run.folder,
+                    "value": value_of(run.metrics, metric)}
     return SweepMetrics(
         run_id=record["sweep_id"], name=base.name, dataset=base.dataset.name, status=Status(record["status"]),
         started=record["started"], finished=record.get("finished"), metric=metric, direction=way,
         wall_time_s=record.get("wall_time_s", round(time.perf_counter() - clock, 3)), trials=len(outcomes),
         trial_statuses={s: sum(o.status == s for o in outcomes) for s in {o.status for o in outcomes}},
-        best=None if best is None else {"trial": best.index, "params": best.params, "folder": best.folder,
-                                        "value": value_of(best.metrics, metric)},
+        best=best,
     ).to_dict()
 
 

@@ -26,11 +26,13 @@ _DISTRIBUTION = re.compile(r"^\s*(uniform|loguniform|randint|choice)\s*\((.*)\)\
 
 @dataclass
 class Trial:
-    """One point of the sweep: its parameters and its validated config."""
+    """One run of the sweep: its point's index and parameters, its validated config, and which repeat
+    of the point it is (``--seeds``; None when points are not repeated)."""
 
     index: int
     params: dict[str, Any]
     config: Config
+    repeat: int | None = None
 
 
 def parse_grid_option(option: str) -> tuple[str, list[Any]]:
@@ -109,8 +111,16 @@ def expand(grid: dict[str, list[Any]], random: dict[str, Any] | None = None, n_r
     return trials
 
 
-def build_trials(base: Config, params: list[dict[str, Any]]) -> list[Trial]:
+def build_trials(base: Config, params: list[dict[str, Any]], seeds: list[int] | None = None) -> list[Trial]:
     """Validate every trial's config before any trial starts.
+
+    Args:
+        base: the sweep's config.
+        params: one ``{dotted key: value}`` per trial.
+        seeds: repeat every trial with each of these seeds (``--seeds``); None: once, with its own seed.
+
+    Returns:
+        The runs: one per trial, or per trial and seed (trial by trial, seeds in order).
 
     Raises:
         ConfigError: naming the trial and its parameters for the first one refused.
@@ -129,7 +139,11 @@ def build_trials(base: Config, params: list[dict[str, Any]]) -> list[Trial]:
         except ConfigError as err:
             raise ConfigError(f"trial {i} ({_describe(point)}) is not a valid config: {err}",
                               source=base.source) from None
-        trials.append(Trial(i, point, config))
+        if seeds is None:
+            trials.append(Trial(i, point, config))
+        else:
+            trials.extend(Trial(i, point, config.with_overrides([f"seed={seed}"]), repeat)
+                          for repeat, seed in enumerate(seeds))
     return trials
 
 

@@ -47,7 +47,7 @@ def new_metrics(run: RunFolder, config: Config, kind: str, dataset: Any, *, star
     metrics = RunMetrics(run_id=run.run_id, name=config.name, kind=kind, dataset=dataset.name, task=dataset.task,
                          started=started.isoformat(timespec="seconds"), epochs_planned=config.training.epochs,
                          params=params, train_rows=train_rows, validation_rows=validation_rows,
-                         test_rows=len(dataset.y_test))
+                         test_rows=len(dataset.y_test), group=config.group_id())
     metrics.tag(tags)
     return metrics
 

@@ -107,7 +107,9 @@ class TrialLines:
         params = ", ".join(f"{k}={compact(v)}" for k, v in outcome.params.items()) or "(the config as it is)"
         style = status_style(outcome.status)
         count = escape(f"[{self.done}/{total}]")
-        console.print(f"{count} trial {outcome.index} [{style}]{outcome.status}[/] {escape(params)}",
+        repeat = getattr(outcome, "repeat", None)
+        which = f"trial {outcome.index}" + ("" if repeat is None else f" repeat {repeat}")
+        console.print(f"{count} {which} [{style}]{outcome.status}[/] {escape(params)}",
                       soft_wrap=True, markup=True)
 
 

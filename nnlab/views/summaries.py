@@ -90,8 +90,12 @@ def sweep_summary(result: Any) -> None:
 
     Args:
         result: a :class:`nnlab.sweep.run.SweepResult`: ``outcomes`` (ranked), ``metric``,
-            ``note`` (what the metric is, one sentence), ``status`` and ``run``.
+            ``note`` (what the metric is, one sentence), ``status`` and ``run``; with ``--seeds``,
+            ``trials`` (each trial over its repeats), shown one row per trial.
     """
+    if getattr(result, "trials", None):
+        _repeated_sweep_summary(result)
+        return
     headers, cells = param_columns(result.outcomes)
     short = short_keys(headers)
     rows = []
@@ -121,6 +125,37 @@ def sweep_summary(result: Any) -> None:
     if note:
         console.print(escape(note), highlight=False)
     console.print(f"sweep {result.status}; sweep folder: [bold]{escape(str(result.run.path))}[/]", soft_wrap=True)
+
+
+def _repeated_sweep_summary(result: Any) -> None:
+    """A sweep with ``--seeds``: one row per trial, ranked by its mean over the repeats."""
+    headers, cells = param_columns(result.trials)
+    short = short_keys(headers)
+    table = Table(title=f"trials ranked by their mean {result.metric} over the repeats", header_style="bold")
+    for column in ("rank", "trial", *short, "mean ± std", "95% CI", "n"):
+        table.add_column(column, justify="left" if column in short else "right", no_wrap=column not in short)
+    reasons = set()
+    for rank, t in enumerate(result.trials, start=1):
+        d = t.description
+        if d.why:
+            reasons.add(d.why)
+        spread = f"{number(d.mean)} ± {number(d.std)}" if d.std is not None else number(d.mean)
+        interval = f"{number(d.ci_low)} to {number(d.ci_high)}" if d.ci_low is not None else "-"
+        table.add_row(str(rank), str(t.index), *cells(t.params), spread, interval, str(d.n))
+    console.print(table)
+    for key, shown in zip(headers, short):
+        if key != shown:
+            console.print(f"{shown}: {key}", highlight=False)
+    for reason in sorted(reasons):
+        console.print(f"-: {reason}")
+    incomplete = [t for t in result.trials if not t.statuses.startswith(f"{len(t.runs)}/")]
+    for t in incomplete:
+        console.print(f"trial {t.index}: {t.statuses}")
+    note = getattr(result, "note", "")
+    if note:
+        console.print(escape(note), highlight=False)
+    console.print(f"sweep {result.status}; sweep folder: [bold]{escape(str(result.run.path))}[/] (each repeat's "
+                  "run folder is in sweep.json and summary.md)", soft_wrap=True)
 
 
 def short_keys(keys: list[str], longest: int = 16) -> list[str]:
@@ -201,3 +236,42 @@ def kfold_summary(result: Any) -> None:
         if figures:
             console.print(f"baseline: {figures}")
     console.print(f"run folder: [bold]{result.run.path}[/]")
+
+
+def repeats_summary(name: str, metrics: list[dict[str, Any]], folders: list[str], seeds: list[int]) -> None:
+    """After ``--seeds``: one table of every metric over the repeats (mean ± std, 95% CI, min, max, n),
+    then each repeat's seed, status and folder.
+
+    Args:
+        name: the config's name.
+        metrics: each repeat's metrics.json content, in order.
+        folders: each repeat's run folder.
+        seeds: each repeat's seed.
+    """
+    from nnlab.repeats import group_summary
+
+    statuses = [m.get("status") for m in metrics]
+    done = sum(s == Status.COMPLETED.value for s in statuses)
+    overall = Status.COMPLETED.value if done == len(metrics) else statuses[-1] if done == 0 else "completed in part"
+    style = status_style(overall if overall in {s.value for s in Status} else Status.INTERRUPTED)
+    console.print(f"[{style}]{overall}[/] {escape(name)}: {len(metrics)} repeats, {done} completed "
+                  f"(group {metrics[0].get('group', '-') if metrics else '-'})")
+    table = Table(title="over the repeats", header_style="bold")
+    for column in ("metric", "mean ± std", "95% CI of the mean", "n"):
+        table.add_column(column, justify="left" if column == "metric" else "right", no_wrap=True)
+    reasons = set()
+    prefixes = {"train": "train_", "validation": "val_", "test": "test_"}
+    for part, described in group_summary([m for m in metrics if m.get("status") == Status.COMPLETED.value]).items():
+        for metric, d in described.items():
+            spread = f"{number(d.mean)} ± {number(d.std)}" if d.std is not None else number(d.mean)
+            interval = f"{number(d.ci_low)} to {number(d.ci_high)}" if d.ci_low is not None else "-"
+            if d.why:
+                reasons.add(d.why)
+            table.add_row(prefixes[part] + metric, spread, interval, str(d.n))
+    if table.row_count:
+        console.print(table)
+    for reason in sorted(reasons):
+        console.print(f"-: {reason}")
+    for seed, m, folder in zip(seeds, metrics, folders):
+        console.print(f"seed {seed} [{status_style(m.get('status'))}]{m.get('status')}[/]: {escape(folder)}",
+                      soft_wrap=True)
