@@ -70,6 +70,8 @@ BackendOption = typer.Option(None, "--backend", metavar="NAME",
                                   "tensorflow).")
 
 
+QuietOption = typer.Option(False, "--quiet", "-q", help="Print only the run folder.")
+JsonOption = typer.Option(False, "--json", help="Print metrics.json when done.")
 SeedsOption = typer.Option(None, "--seeds", metavar="N|S1,S2,...",
                            help="Repeat with N seeds (the config's seed and the next N - 1) or with these seeds; "
                                 "each repeat is a run folder, then one summary: mean ± std and the 95% CI.")
@@ -132,8 +134,8 @@ def train(
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
     seeds: Optional[str] = SeedsOption,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
-    json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
+    quiet: bool = QuietOption,
+    json_output: bool = JsonOption,
 ) -> None:
     """Train one experiment and write its run folder under runs/.
 
@@ -437,8 +439,8 @@ def kfold(
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
     seeds: Optional[str] = SeedsOption,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder."),
-    json_output: bool = typer.Option(False, "--json", help="Print metrics.json when done."),
+    quiet: bool = QuietOption,
+    json_output: bool = JsonOption,
 ) -> None:
     """k-fold validation: averaged learning curves, the best epoch and, with --final, the final model.
 

@@ -188,17 +188,18 @@ class ProcessExecutor(Executor):
             future.cancel()
 
     def close(self) -> None:
-        # Running tasks are not waited for: their results would be read by nobody.
+        # Running tasks are not waited for: their results would be read by nobody. The pool's own
+        # thread notices the ended workers and reaps them; waiting for it leaves no process behind.
         processes = list((getattr(self._pool, "_processes", None) or {}).values())
-        self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         for process in processes:
             process.join(timeout=5)
             if process.is_alive():  # still importing TensorFlow on a loaded machine, say
                 process.kill()
-                process.join()  # SIGKILL cannot be refused: this returns
+                process.join(timeout=5)
 
 
 def _ready() -> None:

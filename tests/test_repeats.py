@@ -114,6 +114,18 @@ def test_a_sweep_with_seeds_ranks_its_trials_by_their_mean(cli, write_config, tm
     assert "ranked by their mean val_accuracy" in result.output
     summary = next(runs.glob("*_sweep/summary.md")).read_text()
     assert "mean ± std" in summary and "2/2 completed" in summary
+    # The grouped compare of the trial folders says what the sweep says.
+    grouped = cli("compare", runs, "--group-by", "model.layers.0.Dense.units", "--columns", "val_accuracy",
+                  "--format", "json")
+    assert grouped.exit_code == 0, grouped.output
+    rows = json.loads(grouped.stdout)
+    by_units = {r["model.layers.0.Dense.units"]: r for r in rows}
+    for trial, s in stats_by_trial.items():
+        units = record["trials"][[t["index"] for t in record["trials"]].index(trial)]["params"][
+            "model.layers.0.Dense.units"]
+        figures = by_units[units]["val_accuracy"]
+        assert figures["n"] == 2 and figures["mean"] == pytest.approx(s["mean"])
+        assert figures["ci_low"] == pytest.approx(s["ci_low"]) and figures["ci_high"] == pytest.approx(s["ci_high"])
 
 
 def test_seeds_and_resume_do_not_mix(cli, tmp_path):
