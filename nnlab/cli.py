@@ -320,10 +320,16 @@ def compare(
 
     Example: [bold]nnlab compare --sort test_accuracy --last 5[/]
     """
-    from nnlab.views.compare import run_compare
+    options = dict(runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
+                   columns=columns, fmt=fmt, plot=plot, metric=metric, versus=versus)
+    if group_by is None:
+        from nnlab.views.compare import run_compare
 
-    run_compare(paths or [], runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
-                columns=columns, fmt=fmt, plot=plot, metric=metric, group_by=group_by, versus=versus)
+        run_compare(paths or [], **options)
+    else:
+        from nnlab.views.groups import run_group_compare
+
+        run_group_compare(paths or [], group_by=group_by, **options)
 
 
 @app.command()
