@@ -204,8 +204,8 @@ def summary_text(model: Any) -> str:
     """The model summary as plain text, every column whole ("Param #" included).
 
     Keras prints it through a rich console as wide as the terminal (80 columns when
-    there is none), which cuts its table; the console is given room here, and the
-    table keeps Keras's own width.
+    there is none), which cut its table's last column; the console is given room here,
+    and the table is laid out 78 wide, so it also fits an 80-column terminal.
     """
     import os
     import re
@@ -214,7 +214,8 @@ def summary_text(model: Any) -> str:
     saved = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "400"  # read by rich and shutil when the console is made
     try:
-        model.summary(print_fn=lambda line, **_: lines.append(line))
+        # 78 wide: an 80-column terminal shows it whole; Keras keeps "Param #" in its last 12 columns.
+        model.summary(print_fn=lambda line, **_: lines.append(line), line_length=78)
     finally:
         if saved is None:
             os.environ.pop("COLUMNS", None)

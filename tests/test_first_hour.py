@@ -67,6 +67,7 @@ def test_summary_txt_keeps_every_column(cli, tmp_path):
     summary = (run / "summary.txt").read_text()
     table = summary.split("Total params")[0]
     assert "Param #" in table and "4,160" in table and "650" in table, summary  # each layer's count
+    assert max(len(line) for line in summary.splitlines()) <= 80, "an 80-column terminal shows it whole"
 
 
 def test_run_files_get_the_mode_the_umask_gives(cli, tmp_path):
