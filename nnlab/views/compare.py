@@ -781,10 +781,15 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
         if plot is not None:
             written, drawn = plot_curves(chosen, metric, plot, lambda m: warnings.append(m))
             (err if fmt in ("csv", "json") else out).write(f"{drawn} curves: {written}\n")
-        for line in warnings[:MAX_WARNINGS]:
-            err.write(f"warning: {line}\n")
-        if len(warnings) > MAX_WARNINGS:
-            err.write(f"warning: ... and {len(warnings) - MAX_WARNINGS} more\n")
+        write_warnings(warnings, err)
     finally:
         found.save()
     return chosen
+
+
+def write_warnings(warnings: list[str], err: TextIO) -> None:
+    """The listing's warnings, one line each, the first :data:`MAX_WARNINGS` of them and a count of the rest."""
+    for line in warnings[:MAX_WARNINGS]:
+        err.write(f"warning: {line}\n")
+    if len(warnings) > MAX_WARNINGS:
+        err.write(f"warning: ... and {len(warnings) - MAX_WARNINGS} more\n")

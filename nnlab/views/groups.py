@@ -17,9 +17,9 @@ from typing import Any, Iterable, TextIO
 from nnlab.errors import NnlabError
 from nnlab.runs.format import Status
 from nnlab.runs.reading import Run, RunSet, canonical_key, collect
-from nnlab.views.compare import (BASE_COLUMNS, COLUMN_GAP, MAX_WARNINGS, Filter, all_columns, as_number, as_text,
+from nnlab.views.compare import (BASE_COLUMNS, COLUMN_GAP, Filter, all_columns, as_number, as_text,
                                  check_keys, check_options, console_for, default_direction, field_keys, main_metric,
-                                 select, show_value, sort_value)
+                                 select, show_value, sort_value, write_warnings)
 from nnlab.views.style import number, params_label, table_width, text_width
 
 
@@ -758,11 +758,7 @@ def run_group_compare(paths: list[str], *, group_by: str, runs_dir: str | Path =
         chosen = select(found.runs, filters=parsed, last=last)
         run_groups(chosen, keys=keys, filters=parsed, columns=columns, sort=sort, ascending=ascending,
                    versus=versus, metric=metric, fmt=fmt, out=out, err=err)
-        warnings = [f"{r.run_id}: {r.warning}" for r in chosen if r.warning]
-        for line in warnings[:MAX_WARNINGS]:
-            err.write(f"warning: {line}\n")
-        if len(warnings) > MAX_WARNINGS:
-            err.write(f"warning: ... and {len(warnings) - MAX_WARNINGS} more\n")
+        write_warnings([f"{r.run_id}: {r.warning}" for r in chosen if r.warning], err)
     finally:
         found.save()
     return chosen
