@@ -7,6 +7,7 @@ only where a confidence interval or a test is computed, so listing runs stays li
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -61,13 +62,14 @@ def describe(values: Iterable[float | None]) -> Description:
     n = len(kept)
     if n == 0:
         return Description([], 0, None, None, None, None, None, None, missing, "no run has this metric")
-    mean = sum(kept) / n
+    mean = statistics.fmean(kept)
     if n < 2:
         return Description(kept, n, mean, None, None, None, kept[0], kept[0], missing,
                            "one run: no spread or interval (repeat it with --seeds)")
     from scipy import stats
 
-    std = math.sqrt(sum((v - mean) ** 2 for v in kept) / (n - 1))
+    std = statistics.stdev(kept)
+    # t.interval gives NaN for no spread at all; the quantile times the standard error gives the mean itself.
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
     return Description(kept, n, mean, std, mean - half, mean + half, min(kept), max(kept), missing)
 
