@@ -300,10 +300,11 @@ def compare(
     last: Optional[int] = typer.Option(None, "--last", metavar="N", help="Only the N runs started last."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="A,B,...",
                                           help="Columns to show (fields or config keys), or 'all'."),
-    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, csv, json or markdown (csv and json for "
-                                                      "pandas or jq)."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, markdown, latex (a booktabs tabular), csv or "
+                                                      "json (csv and json for pandas or jq)."),
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
-                                        help="Draw the listed runs' learning curves in one figure."),
+                                        help="Draw the listed runs' learning curves in one figure "
+                                             "(with --group-by: each group's mean, a ±1 std band)."),
     metric: Optional[str] = typer.Option(None, "--metric", metavar="M",
                                          help="History column for --plot (default val_loss); with --versus, "
                                               "the metric compared (default the main test metric)."),
@@ -314,6 +315,10 @@ def compare(
     versus: Optional[str] = typer.Option(None, "--versus", metavar="VALUE",
                                          help="With --group-by: test every group against the group VALUE "
                                               "(Welch, Mann-Whitney, Hedges' g, Holm-adjusted)."),
+    rows: Optional[str] = typer.Option(None, "--rows", metavar="KEY",
+                                       help="With --cols: a grid of one metric (--metric), each cell a group's "
+                                            "mean ± std (n), the best of each column marked."),
+    cols: Optional[str] = typer.Option(None, "--cols", metavar="KEY", help="The grid's columns (e.g. dataset)."),
     runs_dir: Path = RunsDirOption,
 ) -> None:
     """List runs as one table; two runs side by side; their curves overlaid; groups of runs tested.
@@ -322,14 +327,14 @@ def compare(
     """
     options = dict(runs_dir=runs_dir, sort=sort, ascending=ascending, filters=filter_ or [], last=last,
                    columns=columns, fmt=fmt, plot=plot, metric=metric, versus=versus)
-    if group_by is None:
+    if group_by is None and rows is None and cols is None:
         from nnlab.views.compare import run_compare
 
         run_compare(paths or [], **options)
     else:
         from nnlab.views.groups import run_group_compare
 
-        run_group_compare(paths or [], group_by=group_by, **options)
+        run_group_compare(paths or [], group_by=group_by, rows=rows, cols=cols, **options)
 
 
 @app.command()

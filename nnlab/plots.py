@@ -208,6 +208,41 @@ def overlaid_curves(curves: Sequence[tuple[str, Sequence[float], Sequence[float]
     return _save(fig, path)
 
 
+def group_curves(bands: Sequence[tuple[str, Sequence[int], Sequence[float], Sequence[float | None]]], metric: str,
+                 path: Path, *, title: str = "") -> Path:
+    """Each group's mean curve with a shaded band of ±1 standard deviation, one colour per group
+    (``nnlab compare --group-by ... --plot``).
+
+    Args:
+        bands: ``(label, epochs, mean, std)`` per group; std None where fewer than 2 runs (no band there).
+        metric: the history column drawn (the y axis).
+        path: the PNG file.
+        title: the figure's title (default: the metric).
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, epochs, mean, std) in enumerate(bands):
+        colour = colours[i % len(colours)]
+        x, m = np.asarray(epochs, dtype=float), np.asarray(mean, dtype=float)
+        s = np.asarray([np.nan if v is None else v for v in std], dtype=float)
+        ax.plot(x, m, color=colour, linewidth=1.6, label=label,
+                linestyle="-" if i < len(colours) else "--")
+        ax.fill_between(x, m - s, m + s, color=colour, alpha=0.18, linewidth=0, where=~np.isnan(s))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} by epoch: mean of each group, band ±1 std")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7 if len(bands) > 6 else 9, loc="best")
+    return _save(fig, path)
+
+
 def single_prediction(probabilities: np.ndarray, class_names: Sequence[str], path: Path, *,
                       image: np.ndarray | None = None, true: int | None = None, title: str = "") -> Path:
     """One example as the lessons draw it: the image with its predicted and true label

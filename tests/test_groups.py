@@ -345,7 +345,8 @@ def test_group_by_imports_neither_keras_nor_scipy_unless_a_figure_needs_it(tmp_p
         "from nnlab.cli import app\n"
         "r = CliRunner().invoke(app, sys.argv[1:])\n"
         "assert r.exit_code == 0, r.output\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'scipy', 'numpy'}))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'scipy', 'numpy'}\n"
+        "             | {m for m in sys.modules} & {'scipy.stats'}))\n"
     )
 
     def heavy(*args):
@@ -356,4 +357,7 @@ def test_group_by_imports_neither_keras_nor_scipy_unless_a_figure_needs_it(tmp_p
 
     assert heavy("compare", widths) == "[]"  # the plain listing: no numpy, no scipy
     assert heavy("compare", single, "--group-by", UNITS) == "[]"  # one run a group: no interval to compute
-    assert heavy("compare", widths, "--group-by", UNITS, "--versus", "16") == "['numpy', 'scipy']"
+    # Intervals take Student t's quantile from scipy.special; scipy.stats only when a test is asked for.
+    assert heavy("compare", widths, "--group-by", UNITS) == "['numpy', 'scipy']"
+    assert heavy("compare", widths, "--rows", UNITS, "--cols", "name") == "['numpy', 'scipy']"
+    assert heavy("compare", widths, "--group-by", UNITS, "--versus", "16") == "['numpy', 'scipy', 'scipy.stats']"

@@ -25,7 +25,7 @@ from nnlab.runs.reading import (BASELINE_ALIASES, Run, RunSet, canonical_key, co
 from nnlab.views.style import (compact, duration, fit_columns, number, params_label, shrink_widths, status_style,
                                table_width, text_width, timestamp)
 
-FORMATS = ("table", "csv", "json", "markdown")
+FORMATS = ("table", "csv", "json", "markdown", "latex")
 #: Above this many rows the table is laid out directly: rich takes about 2 ms a row.
 RICH_TABLE_ROWS = 200
 #: At most this many curves in one --plot figure.
@@ -491,6 +491,14 @@ def render_markdown(rows: list[dict[str, Any]], columns: list[str], out: TextIO)
     out.write("\n".join(lines) + "\n")
 
 
+def render_latex(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
+    """A booktabs LaTeX ``tabular`` of the cells the table shows (numbers right-aligned)."""
+    from nnlab.views.tables import latex_table
+
+    cells = [[cell(c, row.get(c), row).replace("\n", " ") for c in columns] for row in rows]
+    latex_table(columns, cells, [_numeric_column(rows, c) for c in columns], out)
+
+
 def render_csv(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
     """CSV with a header: raw values (seconds, full precision); nested values as JSON."""
     writer = csv.writer(out, lineterminator="\n")
@@ -763,6 +771,8 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
             render_csv(rows, cols, out)
         elif fmt == "json":
             render_json(rows, cols, out)
+        elif fmt == "latex":
+            render_latex(rows, cols, out)
         elif fmt == "markdown":
             render_markdown(rows, cols, out)
             if side_by_side:
@@ -780,7 +790,7 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
                 err.write("no runs to list" + (" (none match the filters)" if parsed else "") + "\n")
         if plot is not None:
             written, drawn = plot_curves(chosen, metric, plot, lambda m: warnings.append(m))
-            (err if fmt in ("csv", "json") else out).write(f"{drawn} curves: {written}\n")
+            (err if fmt in ("csv", "json", "latex") else out).write(f"{drawn} curves: {written}\n")
         write_warnings(warnings, err)
     finally:
         found.save()

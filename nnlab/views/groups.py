@@ -17,10 +17,11 @@ from typing import Any, Iterable, TextIO
 from nnlab.errors import NnlabError
 from nnlab.runs.format import Status
 from nnlab.runs.reading import Run, RunSet, canonical_key, collect
-from nnlab.views.compare import (BASE_COLUMNS, COLUMN_GAP, Filter, all_columns, as_number, as_text,
+from nnlab.views.compare import (BASE_COLUMNS, MAX_CURVES, Filter, all_columns, as_number, as_text,
                                  check_keys, check_options, console_for, default_direction, field_keys, main_metric,
                                  select, show_value, sort_value, write_warnings)
-from nnlab.views.style import number, params_label, table_width, text_width
+from nnlab.views.style import number, params_label
+from nnlab.views.tables import fitted_tables, latex_table, markdown_table
 
 
 # -- groups of runs: mean ± std, intervals, and tests of a difference --------------------------------
@@ -504,54 +505,6 @@ def versus_cells(comparisons: list[Versus], keys: list[str], with_kind: bool) ->
     return headers, rows, right, lead
 
 
-def _text_table(headers: list[str], rows: list[list[str]], right: list[bool], out: TextIO,
-                title: str | None = None) -> None:
-    """A table of ready-made cells in compare's layout (box.SIMPLE_HEAD), as wide as it needs:
-    a cell is never cut or wrapped (the caller splits a table too wide for the terminal)."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = console_for(out)
-    widths = [text_width([h, *(row[i] for row in rows)]) for i, h in enumerate(headers)]
-    needed = table_width(widths, COLUMN_GAP, -COLUMN_GAP)
-    if title:
-        console.print(Text(title), markup=False)
-    if needed > console.width:
-        console = Console(file=out, highlight=False, soft_wrap=False, width=needed)
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
-    for header, is_right in zip(headers, right):
-        table.add_column(Text(header), justify="right" if is_right else "left", no_wrap=True)
-    for row in rows:
-        table.add_row(*(Text(c) for c in row))
-    console.print(table)
-
-
-def _fitted_tables(headers: list[str], rows: list[list[str]], right: list[bool], parts: list[list[int]],
-                   lead: int, out: TextIO, title: str) -> None:
-    """A table split into several when the terminal is too narrow, each repeating the first
-    ``lead`` columns and keeping each part (a metric's columns) together where it fits."""
-    from nnlab.views.style import pack_columns
-
-    width = console_for(out).width
-    widths = [text_width([h, *(row[i] for row in rows)]) for i, h in enumerate(headers)]
-    fixed = list(range(lead))
-    tables = pack_columns(parts, widths, width, gap=COLUMN_GAP, edges=-COLUMN_GAP, fixed=fixed) if parts else [[]]
-    for n, columns in enumerate(tables):
-        chosen = fixed + columns
-        if n:
-            out.write("\n")
-        _text_table([headers[i] for i in chosen], [[row[i] for i in chosen] for row in rows],
-                    [right[i] for i in chosen], out, title if n == 0 else None)
-
-
-def _markdown_table(headers: list[str], rows: list[list[str]], right: list[bool], out: TextIO) -> None:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    out.write("\n".join(lines) + "\n")
-
-
 def group_notes(groups: list[Group], keys: list[str], metrics: list[str]) -> list[str]:
     """What the table leaves unsaid: groups too small for a spread, metrics some runs lack, kinds kept apart."""
     notes = []
@@ -675,8 +628,7 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
     elif fmt == "csv":
         group_csv(groups, keys, metrics, comparisons, out)
     if fmt in ("json", "csv"):
-        for line in [*(f"note: {n}" for n in notes), *(c.sentence for c in comparisons or [])]:
-            err.write(line + "\n")
+        write_notes([*(f"note: {n}" for n in notes), *(c.sentence for c in comparisons or [])], fmt, out, err)
         return groups
     if not groups:
         err.write("no runs to group" + (" (none match the filters)" if filters else "") + "\n")
@@ -688,11 +640,7 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
     by = ", ".join(keys) + (" and kind" if with_kind else "")
     title = f"{len(groups)} group{'s' if len(groups) != 1 else ''} of {_runs(total)} by {by} (95% CI: Student t)"
     headers, rows, right, parts, lead = group_cells(groups, keys, metrics)
-    if fmt == "markdown":
-        out.write(f"**{title}**\n\n")
-        _markdown_table(headers, rows, right, out)
-    else:
-        _fitted_tables(headers, rows, right, parts, lead, out, title)
+    render_table(fmt, title, headers, rows, right, parts, lead, out)
     if comparisons:
         references = {id(c.reference): c.reference for c in comparisons}
         ref_text = ", ".join(f"{group_label(g, keys)} ({g.kind}, n = {g.stats[compared].n})" if with_kind else
@@ -704,61 +652,177 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
         vtitle = (f"{compared}: each group minus {ref_text}; {tests}, two-sided; Holm-adjusted over the "
                   f"{tested} comparison{'s' if tested != 1 else ''} tested")
         vheaders, vrows, vright, vlead = versus_cells(comparisons, keys, with_kind)
-        if fmt == "markdown":
-            out.write(f"\n**{vtitle}**\n\n")
-            _markdown_table(vheaders, vrows, vright, out)
-        else:
-            out.write("\n")
-            _fitted_tables(vheaders, vrows, vright, [[i] for i in range(vlead, len(vheaders))], vlead, out, vtitle)
-    lines = [f"note: {n}" for n in notes] + [c.sentence for c in comparisons or []]
-    if lines:
         out.write("\n")
-        if fmt == "markdown":
-            out.write("\n".join(f"- {line}" for line in lines) + "\n")
-        else:
-            from rich.text import Text
-
-            console = console_for(out)
-            for line in lines:
-                console.print(Text(line))
+        render_table(fmt, vtitle, vheaders, vrows, vright, [[i] for i in range(vlead, len(vheaders))], vlead, out)
+    write_notes([f"note: {n}" for n in notes] + [c.sentence for c in comparisons or []], fmt, out, err)
     return groups
 
 
+def history_metric(metric: str | None) -> str | None:
+    """The history column a group plot draws: ``metric`` if given (a test or summary metric, as
+    --versus takes, is drawn as its per-epoch validation curve), else val_loss, else loss."""
+    if metric is None:
+        return None
+    key = canonical_key(metric)
+    for prefix in ("test_", "best_"):
+        if key.startswith(prefix):
+            return "val_" + key[len(prefix):]
+    return key
 
 
-def run_group_compare(paths: list[str], *, group_by: str, runs_dir: str | Path = "runs", sort: str | None = None,
+def plot_groups(groups: list[Group], keys: list[str], metric: str | None, path: Path,
+                warn) -> tuple[Path, str, int]:
+    """Each group's mean learning curve with a ±1 std band, in one PNG (a k-fold run's curve is
+    its mean over the folds).
+
+    Args:
+        groups: the groups (the first MAX_CURVES are drawn).
+        keys: the --group-by keys, for the labels.
+        metric: the history column (default val_loss, else loss).
+        path: the PNG file.
+        warn: called with a one-line message for each run left out and each group whose runs
+            ran different numbers of epochs.
+
+    Returns:
+        The file written, the column drawn and how many groups were drawn.
+
+    Raises:
+        NnlabError: when no run of any group has that column in its history.
+    """
+    from nnlab.runs.format import HISTORY
+    from nnlab.runs.reading import read_history
+    from nnlab.stats import mean_curve
+
+    if len(groups) > MAX_CURVES:
+        warn(f"drawing the first {MAX_CURVES} of {len(groups)} groups; narrow them with --filter")
+        groups = groups[:MAX_CURVES]
+    histories = {id(r): read_history(r.path, metric or "val_loss", prefer_mean=True)
+                 for g in groups for r in g.runs}
+    available = sorted({c for h in histories.values() for c in h if c != "epoch"})
+    column = metric or ("val_loss" if "val_loss" in available else "loss")
+    with_kind = split_by_kind(groups, keys)
+    bands = []
+    for group in groups:
+        curves = []
+        for run in group.runs:
+            history = histories[id(run)]
+            if column not in history:
+                warn(f"{run.run_id}: {'its history has no ' + column if history else 'no ' + HISTORY}, "
+                     "left out of the figure")
+                continue
+            curves.append(history[column])
+        if not curves:
+            continue
+        band = mean_curve(curves)
+        lengths = sorted({len(c) for c in curves})
+        label = f"{group_label(group, keys, with_kind)} (n = {len(curves)})"
+        if len(lengths) > 1:
+            warn(f"{group_label(group, keys, with_kind)}: its runs ran {lengths[0]} to {lengths[-1]} epochs; "
+                 "each epoch's mean is over the runs that reached it")
+        bands.append((label, band.epochs, band.mean, band.std))
+    if not bands:
+        from nnlab.suggestions import unknown_name_message
+
+        raise NnlabError(unknown_name_message("history column", column, available) if available else
+                         f"none of these runs has a {HISTORY}", source=f"--metric {column}")
+    from nnlab.plots import group_curves
+
+    try:
+        return group_curves(bands, column, path), column, len(bands)
+    except OSError as err:
+        raise NnlabError(f"cannot write the figure: {err.strerror or err}", source=f"--plot {path}") from None
+
+
+def render_table(fmt: str, title: str, headers: list[str], rows: list[list[str]], right: list[bool],
+                 parts: list[list[int]], lead: int, out: TextIO, bold=()) -> None:
+    """A table of cells with its title, in the format asked for (table, markdown or latex)."""
+    if fmt == "markdown":
+        out.write(f"**{title}**\n\n")
+        markdown_table(headers, rows, right, out, bold)
+    elif fmt == "latex":
+        latex_table(headers, rows, right, out, bold, comment=title)
+    else:
+        fitted_tables(headers, rows, right, parts, lead, out, title, bold)
+
+
+def write_notes(lines: list[str], fmt: str, out: TextIO, err: TextIO) -> None:
+    """Notes and plain-words sentences under the tables: a list in Markdown, lines in the terminal,
+    on stderr for the formats meant for other programs (csv, json, latex)."""
+    if not lines:
+        return
+    if fmt in ("csv", "json", "latex"):
+        err.write("".join(line + "\n" for line in lines))
+    elif fmt == "markdown":
+        out.write("\n" + "\n".join(f"- {line}" for line in lines) + "\n")
+    else:
+        from rich.text import Text
+
+        out.write("\n")
+        console = console_for(out)
+        for line in lines:
+            console.print(Text(line))
+
+
+
+def run_group_compare(paths: list[str], *, group_by: str | None = None, rows: str | None = None,
+                      cols: str | None = None, runs_dir: str | Path = "runs", sort: str | None = None,
                       ascending: bool | None = None, filters: list[str] = (), last: int | None = None,
                       columns: str | None = None, fmt: str = "table", plot: Path | None = None,
                       metric: str | None = None, versus: str | None = None, out: TextIO | None = None,
                       err: TextIO | None = None) -> list[Run]:
-    """``nnlab compare --group-by KEYS [--versus VALUE]``: collect and select as compare does, then the groups.
+    """``nnlab compare --group-by KEYS [--versus VALUE]`` or ``--rows KEY --cols KEY``: collect and
+    select as compare does, then the groups (or the pivot), and their mean curves.
 
     Args:
         paths, runs_dir, sort, ascending, filters, last, columns, fmt: as for
             :func:`nnlab.views.compare.run_compare`.
         group_by: ``KEY[,KEY...]``: one row per group of runs (:func:`run_groups`).
-        plot: refused: mean curves of groups are not drawn yet.
-        metric: with ``versus``, the metric compared.
+        rows, cols: instead of ``group_by``, a pivot of one metric (:mod:`nnlab.views.pivot`).
+        plot: a PNG file for each group's mean curve with a ±1 std band (:func:`plot_groups`).
+        metric: with ``versus``, the metric compared; in a pivot, the metric in the cells; for
+            ``plot``, the history column (a test metric is drawn as its validation curve).
         versus: the values of the reference group the others are tested against.
         out, err: where rows and notes go (default stdout, stderr).
 
     Returns:
         The runs listed, in order.
+
+    Raises:
+        NnlabError: for a bad option, key, metric or value (exit code 2).
     """
     out = out or sys.stdout
     err = err or sys.stderr
     check_options(fmt=fmt, last=last, plot=plot)
-    keys = parse_group_keys(group_by)
-    if plot is not None:
-        raise NnlabError("mean curves of groups are not drawn yet: drop --group-by to overlay the runs' curves",
-                         source=f"--plot {plot}")
+    pivot = rows is not None or cols is not None
+    if pivot:
+        from nnlab.views.pivot import check_pivot_options
+
+        check_pivot_options(rows=rows, cols=cols, group_by=group_by, versus=versus, columns=columns, sort=sort)
+        keys = [canonical_key(rows), canonical_key(cols)]
+    else:
+        keys = parse_group_keys(group_by or "")
     parsed = [Filter.parse(f) for f in filters]
     found: RunSet = collect(paths, runs_dir)
+    warnings: list[str] = []
     try:
         chosen = select(found.runs, filters=parsed, last=last)
-        run_groups(chosen, keys=keys, filters=parsed, columns=columns, sort=sort, ascending=ascending,
-                   versus=versus, metric=metric, fmt=fmt, out=out, err=err)
-        write_warnings([f"{r.run_id}: {r.warning}" for r in chosen if r.warning], err)
+        status_filtered = any(f.key == "status" for f in parsed)
+        if pivot:
+            from nnlab.views.pivot import run_pivot
+
+            groups, _ = run_pivot(chosen, row_key=keys[0], col_key=keys[1], metric=metric,
+                                  status_filtered=status_filtered, filtered=bool(parsed), fmt=fmt, out=out, err=err)
+        else:
+            groups = run_groups(chosen, keys=keys, filters=parsed, columns=columns, sort=sort, ascending=ascending,
+                                versus=versus, metric=metric, fmt=fmt, out=out, err=err)
+        if plot is not None and groups:
+            # Tests are drawn as the compared metric's curve; otherwise the curve compare draws.
+            drawn_metric = metric or (next(iter(group_metrics(chosen, columns)), None) if versus else None)
+            written, column, drawn = plot_groups(groups, keys, history_metric(drawn_metric), plot,
+                                                 warnings.append)
+            (err if fmt in ("csv", "json", "latex") else out).write(
+                f"{drawn} group curve{'s' if drawn != 1 else ''} of {column} (mean ± 1 std): {written}\n")
+        write_warnings(warnings + [f"{r.run_id}: {r.warning}" for r in chosen if r.warning], err)
     finally:
         found.save()
     return chosen
