@@ -339,6 +339,38 @@ def compare(
 
 @app.command()
 @user_errors
+def report(
+    paths: Optional[List[str]] = typer.Argument(None, metavar="PATH",
+                                                help="Runs folders, run folders, ids or sweep folders, as for "
+                                                     "compare; default: --runs-dir."),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", "-f", metavar="KEY<OP>VALUE",
+                                                help="Keep runs where KEY =, !=, >, <, >= or <= VALUE; repeatable."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", help="Only the N runs started last."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", metavar="KEY[,KEY...]",
+                                           help="Add the group table (mean ± std, 95% CI, n) and each group's "
+                                                "mean curves."),
+    versus: Optional[str] = typer.Option(None, "--versus", metavar="VALUE",
+                                         help="With --group-by: test every group against the group VALUE."),
+    metric: Optional[str] = typer.Option(None, "--metric", metavar="M",
+                                         help="With --versus, the metric compared (default the main test metric)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE.html",
+                                          help="The report's file (default: <runs-dir>/report.html)."),
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Write one self-contained HTML page of runs: table, groups, curves, sweeps, each run.
+
+    It opens from disk with no network: every script, style and picture is inside the file.
+
+    Example: [bold]nnlab report --group-by model.layers.0.Dense.units --versus 16[/]
+    """
+    from nnlab.report.write import write_report
+
+    write_report(paths or [], runs_dir=runs_dir, output=output, filters=filter_ or [], last=last,
+                 group_by=group_by, versus=versus, metric=metric)
+
+
+@app.command()
+@user_errors
 def show(
     run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
     runs_dir: Path = RunsDirOption,

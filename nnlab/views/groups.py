@@ -579,10 +579,32 @@ def _csv_value(value: Any) -> Any:
     return as_text(value) if isinstance(value, bool) else value
 
 
-def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], columns: str | None,
-               sort: str | None, ascending: bool | None, versus: str | None, metric: str | None, fmt: str,
-               out: TextIO, err: TextIO) -> list[Group]:
-    """``nnlab compare --group-by KEYS [--versus VALUE]``: the group table, then the comparisons.
+@dataclass
+class GroupTable:
+    """What ``--group-by`` found: the groups, the metrics described, the comparisons and the notes.
+
+    Args:
+        keys: the --group-by keys.
+        groups: the groups, in order.
+        metrics: the metrics described in each group.
+        compared: the metric --versus compared (None without --versus).
+        comparisons: each group against its reference (None without --versus).
+        notes: runs left out, groups too small, metrics lacking, groups without a reference.
+    """
+
+    keys: list[str]
+    groups: list[Group]
+    metrics: list[str]
+    compared: str | None
+    comparisons: list[Versus] | None
+    notes: list[str]
+
+
+def group_table(runs: list[Run], *, keys: list[str], filters: list[Filter], columns: str | None = None,
+                sort: str | None = None, ascending: bool | None = None, versus: str | None = None,
+                metric: str | None = None) -> GroupTable:
+    """Group the runs, describe each metric, and test against ``versus`` (what the table and the
+    report show).
 
     Args:
         runs: the runs listed (after --filter and --last), in order.
@@ -591,10 +613,9 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
         columns: the metrics to show (default :func:`group_metrics`).
         sort, ascending: order the groups by the mean of this key.
         versus: the reference group's values; metric: the one compared (default the main test metric).
-        fmt: table, markdown, csv or json.
 
     Returns:
-        The groups.
+        The table.
 
     Raises:
         NnlabError: for an unknown key or metric, or a --versus value no group has.
@@ -621,6 +642,51 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
                                                  if _metric_value(r, compared) is not None])
         comparisons, versus_notes = compare_with_reference(groups, keys, versus, compared, direction)
     notes = left_out + (group_notes(groups, keys, metrics) if groups else []) + versus_notes
+    return GroupTable(keys, groups, metrics, compared, comparisons, notes)
+
+
+def versus_title(table: GroupTable) -> str:
+    """The title of the --versus table: the metric, the reference groups, the tests and Holm's count."""
+    comparisons, keys, compared = table.comparisons or [], table.keys, table.compared
+    with_kind = split_by_kind(table.groups, keys)
+    references = {id(c.reference): c.reference for c in comparisons}
+    ref_text = ", ".join(f"{group_label(g, keys)} ({g.kind}, n = {g.stats[compared].n})" if with_kind else
+                         f"{group_label(g, keys)} (n = {g.stats[compared].n})" for g in references.values())
+    tests = "Welch's t-test and Mann-Whitney U" + (
+        " (paired t-test and Wilcoxon signed-rank for k-fold runs over the same folds)"
+        if any(c.result.paired for c in comparisons) else "")
+    tested = sum(1 for c in comparisons if c.result.p_t is not None)
+    return (f"{compared}: each group minus {ref_text}; {tests}, two-sided; Holm-adjusted over the "
+            f"{tested} comparison{'s' if tested != 1 else ''} tested")
+
+
+def group_title(table: GroupTable) -> str:
+    """``4 groups of 14 runs by model.layers.0.Dense.units (95% CI: Student t)``."""
+    groups, keys = table.groups, table.keys
+    total = sum(len(g.runs) for g in groups)
+    by = ", ".join(keys) + (" and kind" if split_by_kind(groups, keys) else "")
+    return f"{len(groups)} group{'s' if len(groups) != 1 else ''} of {_runs(total)} by {by} (95% CI: Student t)"
+
+
+def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], columns: str | None,
+               sort: str | None, ascending: bool | None, versus: str | None, metric: str | None, fmt: str,
+               out: TextIO, err: TextIO) -> list[Group]:
+    """``nnlab compare --group-by KEYS [--versus VALUE]``: the group table, then the comparisons.
+
+    Args:
+        runs, keys, filters, columns, sort, ascending, versus, metric: see :func:`group_table`.
+        fmt: table, markdown, latex, csv or json.
+        out, err: where the tables and the notes go.
+
+    Returns:
+        The groups.
+
+    Raises:
+        NnlabError: for an unknown key or metric, or a --versus value no group has.
+    """
+    table = group_table(runs, keys=keys, filters=filters, columns=columns, sort=sort, ascending=ascending,
+                        versus=versus, metric=metric)
+    groups, metrics, comparisons, notes = table.groups, table.metrics, table.comparisons, table.notes
     if fmt == "json":
         from nnlab.runs.folder import to_json
 
@@ -632,28 +698,16 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
         return groups
     if not groups:
         err.write("no runs to group" + (" (none match the filters)" if filters else "") + "\n")
-        for note in left_out:
+        for note in notes:
             err.write(f"note: {note}\n")
         return groups
-    with_kind = split_by_kind(groups, keys)
-    total = sum(len(g.runs) for g in groups)
-    by = ", ".join(keys) + (" and kind" if with_kind else "")
-    title = f"{len(groups)} group{'s' if len(groups) != 1 else ''} of {_runs(total)} by {by} (95% CI: Student t)"
     headers, rows, right, parts, lead = group_cells(groups, keys, metrics)
-    render_table(fmt, title, headers, rows, right, parts, lead, out)
+    render_table(fmt, group_title(table), headers, rows, right, parts, lead, out)
     if comparisons:
-        references = {id(c.reference): c.reference for c in comparisons}
-        ref_text = ", ".join(f"{group_label(g, keys)} ({g.kind}, n = {g.stats[compared].n})" if with_kind else
-                             f"{group_label(g, keys)} (n = {g.stats[compared].n})" for g in references.values())
-        tests = "Welch's t-test and Mann-Whitney U" + (
-            " (paired t-test and Wilcoxon signed-rank for k-fold runs over the same folds)"
-            if any(c.result.paired for c in comparisons) else "")
-        tested = sum(1 for c in comparisons if c.result.p_t is not None)
-        vtitle = (f"{compared}: each group minus {ref_text}; {tests}, two-sided; Holm-adjusted over the "
-                  f"{tested} comparison{'s' if tested != 1 else ''} tested")
-        vheaders, vrows, vright, vlead = versus_cells(comparisons, keys, with_kind)
+        vheaders, vrows, vright, vlead = versus_cells(comparisons, keys, split_by_kind(groups, keys))
         out.write("\n")
-        render_table(fmt, vtitle, vheaders, vrows, vright, [[i] for i in range(vlead, len(vheaders))], vlead, out)
+        render_table(fmt, versus_title(table), vheaders, vrows, vright, [[i] for i in range(vlead, len(vheaders))],
+                     vlead, out)
     write_notes([f"note: {n}" for n in notes] + [c.sentence for c in comparisons or []], fmt, out, err)
     return groups
 
