@@ -36,7 +36,7 @@ def curves(metric: str, legend: str = "run") -> dict[str, Any]:
     base = alt.Chart(alt.Data(name=ROWS)).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("run:N", title=legend, legend=alt.Legend(symbolLimit=60, labelLimit=320)),
+        color=alt.Color("run:N", title=legend, sort=None, legend=alt.Legend(symbolLimit=60, labelLimit=320)),
         opacity=alt.condition(hidden, alt.value(0), alt.value(1)),
         tooltip=[alt.Tooltip("run:N", title=legend), alt.Tooltip("epoch:Q"), alt.Tooltip("value:Q", format=".4f")],
     )
@@ -50,7 +50,8 @@ def bands(metric: str) -> dict[str, Any]:
     hidden = alt.selection_point(fields=["group"], bind="legend", name="hidden", empty=False)
     base = alt.Chart(alt.Data(name=ROWS)).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
-        color=alt.Color("group:N", title="group (n)", legend=alt.Legend(labelLimit=320)),
+        color=alt.Color("group:N", title="group (n)", sort=None,
+                        legend=alt.Legend(labelLimit=320, symbolOpacity=1, symbolType="stroke")),
     )
     band = base.mark_area(opacity=0.2).encode(
         y=alt.Y("low:Q", title=metric, scale=alt.Scale(zero=False)), y2="high:Q",
