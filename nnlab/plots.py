@@ -170,6 +170,165 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path, *, tit
     return _save(fig, path)
 
 
+def residuals(y_true: np.ndarray, y_pred: np.ndarray, path: Path, *, title: str = "") -> Path:
+    """Regression: the residual (true − predicted) against the predicted value, with the zero line.
+
+    A good fit scatters evenly about zero at every predicted value; a slope or a funnel
+    shows what the model misses.
+
+    Args:
+        y_true: the true values.
+        y_pred: the predicted values (the same count).
+        path: the PNG file.
+        title: prefix of the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    y_true, y_pred = np.ravel(y_true).astype(float), np.ravel(y_pred).astype(float)
+    residual = y_true - y_pred
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(y_pred, residual, s=12, alpha=0.7)
+    ax.axhline(0.0, color=WRONG, linewidth=1, label="zero residual")
+    ax.set_xlabel("predicted value")
+    ax.set_ylabel("residual (true − predicted)")
+    ax.set_title(f"{title + ': ' if title else ''}residuals, mean {number(float(np.mean(residual)))}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion_matrix(normalized: np.ndarray, class_names: Sequence[str], path: Path, *,
+                     most_confused: Sequence[tuple[str, str, float]] = (), title: str = "",
+                     annotate_up_to: int = 12) -> Path:
+    """The confusion matrix normalised per true class: row i is how the examples of class i were predicted.
+
+    Readable for many classes (Reuters' 46): the figure grows with the classes, tick
+    labels shrink, and cells are annotated only up to ``annotate_up_to`` classes.
+
+    Args:
+        normalized: (classes, classes), each row summing to 1 (0 for a class with no examples).
+        class_names: a name per class.
+        path: the PNG file.
+        most_confused: ``(true, predicted, share)`` of the most frequent mistakes, most first: the
+            title names the first; without annotated cells, all of them are listed under the matrix.
+        title: prefix of the figure's title.
+        annotate_up_to: write the share in each cell when there are at most this many classes.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    matrix = np.asarray(normalized, dtype=float)
+    k = len(class_names)
+    few = k <= annotate_up_to
+    side = 5.5 if few else min(18.0, 2.5 + 0.3 * k)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(matrix, cmap=plt.cm.Blues, vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    names = [str(n) for n in class_names]
+    size = 8 if few else (7 if k <= 30 else 6)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    long_names = max((len(n) for n in names), default=0) > 3
+    ax.set_xticklabels(names, fontsize=size, rotation=90 if (not few or long_names) else 0)
+    ax.set_yticklabels(names, fontsize=size)
+    if few:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    heading = f"{title + ': ' if title else ''}confusion matrix (normalised per true class)"
+    if most_confused:
+        true, predicted, share = most_confused[0]
+        heading += f"\nmost confused: {true} predicted as {predicted} ({100 * share:.0f}% of {true})"
+        if not few:
+            listed = "; ".join(f"{t} as {p} ({100 * s:.0f}%)" for t, p, s in most_confused)
+            fig.text(0.5, 0.0, f"most confused (true as predicted, share of the true class): {listed}",
+                     ha="center", va="top", fontsize=9, wrap=True)
+    ax.set_title(heading, fontsize=9 if few else 11)
+    return _save(fig, path)
+
+
+def misclassified(images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
+                  class_names: Sequence[str], path: Path, *, title: str = "") -> Path:
+    """Wrong test predictions, each image beside the bars of its class probabilities, as the lessons
+    draw a wrong prediction: the caption in red (``true: X`` / ``predicted: Y (97%)``), the predicted
+    class's bar red and the true class's blue.
+
+    Args:
+        images: the wrongly predicted images, shape (n, h, w) or (n, h, w, c), most confident first.
+        probabilities: their predicted probabilities, shape (n, classes) (or (n, 1) for binary).
+        labels: their true class indices.
+        class_names: a name per class.
+        path: the PNG file.
+        title: the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    probabilities = _class_probabilities(probabilities)
+    count = len(images)
+    cols = 3
+    rows = max(1, math.ceil(count / cols))
+    fig = plt.figure(figsize=(2 * 2 * cols, 2.3 * rows + 0.4))
+    for i in range(count):
+        predicted = int(np.argmax(probabilities[i]))
+        true = int(labels[i])
+        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 1)
+        image = images[i]
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        ax.imshow(image, cmap=plt.cm.binary if image.ndim == 2 else None)
+        ax.grid(False)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"true: {class_names[true]}\npredicted: {class_names[predicted]} "
+                      f"({100 * probabilities[i, predicted]:.0f}%)", color=WRONG, fontsize=8)
+        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 2)
+        bars = ax.bar(range(probabilities.shape[1]), probabilities[i], color=NEUTRAL)
+        bars[predicted].set_color(WRONG)
+        bars[true].set_color(RIGHT)
+        ax.set_ylim(0, 1)
+        ax.set_xticks(range(probabilities.shape[1]))
+        ax.tick_params(labelsize=5)
+        ax.set_yticks([])
+    fig.suptitle(title or f"the {count} wrong test predictions made with the highest confidence", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def roc_curve(fpr: Sequence[float], tpr: Sequence[float], auc: float, path: Path, *, title: str = "") -> Path:
+    """Binary classification: the ROC curve (true against false positive rate over every
+    threshold), its AUC in the legend, and the diagonal of chance.
+
+    Args:
+        fpr, tpr: the curve's points (scikit-learn's ``roc_curve``).
+        auc: the area under it.
+        path: the PNG file.
+        title: prefix of the figure's title.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, color=RIGHT, linewidth=1.8, label=f"ROC curve (AUC {number(auc)})")
+    ax.plot([0, 1], [0, 1], color=NEUTRAL, linewidth=1, linestyle="--", label="chance (AUC 0.5)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"{title + ': ' if title else ''}ROC curve on the test set")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def _class_probabilities(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=float)
     if p.ndim == 1 or p.shape[1] == 1:  # a sigmoid output: P(class 1)

@@ -24,7 +24,7 @@ MAX_CURVE_RUNS = 40
 #: At most this many learning-curve charts (the validation columns first).
 MAX_CURVE_CHARTS = 6
 #: Pictures the page redraws as interactive charts are not embedded again.
-REDRAWN = ("confusion_matrix.png", "roc_curve.png", "residuals.png")
+REDRAWN = (runfile.CONFUSION_MATRIX_PLOT, runfile.ROC_CURVE_PLOT, runfile.RESIDUALS_PLOT)
 #: At most this many pictures are embedded (the first listed runs' first): about 15 KB each as
 #: thumbnails, so a report stays under 5 MB and is written in seconds; later ones list their files.
 MAX_PICTURES = 120

@@ -13,6 +13,7 @@ here, so the format has one owner. A run folder is ``<runs>/<UTC start>_<name>[_
 ``error.txt``          the traceback of a failed run
 ``kfold.json``         a k-fold run's figures; ``history_mean.csv``, ``folds/fold_<i>/``
 ``sweep.json``         a sweep's space and trials; ``summary.md`` its ranking
+``diagnostics.json``   the test set's confusion counts, ROC curve (binary) or residuals (regression)
 ``plots/``             PNG figures; ``tensorboard/`` TensorBoard logs when asked for
 =====================  ====================================================================
 """
@@ -37,6 +38,14 @@ FINAL_HISTORY = "final_history.csv"
 SWEEP = "sweep.json"
 SWEEP_SUMMARY = "summary.md"
 PLOTS = "plots"
+#: What the HTML report charts of the test set's predictions (:func:`nnlab.runs.reading.read_diagnostics`):
+#: ``{"confusion_matrix": {"labels", "counts"}, "roc": {"fpr", "tpr", "auc"}, "residuals": {"predicted", "residual"}}``.
+DIAGNOSTICS = "diagnostics.json"
+#: The diagnostics figures, under ``plots/``.
+CONFUSION_MATRIX_PLOT = "confusion_matrix.png"
+MISCLASSIFIED_PLOT = "misclassified.png"
+ROC_CURVE_PLOT = "roc_curve.png"
+RESIDUALS_PLOT = "residuals.png"
 TENSORBOARD = "tensorboard"
 #: The cache of folder summaries in a runs root.
 INDEX = ".nnlab-index.json"
@@ -113,6 +122,12 @@ class RunMetrics:
         best: ``{"monitor", "epoch", "value", ...}``, the best epoch.
         baseline: the trivial baseline on the test set.
         plots: the PNG files drawn (relative paths); ``plots_error`` when drawing failed.
+        per_class: classifiers, on the test set: ``[{"class", "precision", "recall", "f1", "support"}]``
+            per class (scikit-learn's ``precision_recall_fscore_support``, zero_division 0).
+        confused_pairs: classifiers: the (up to) 5 most frequent mistakes on the test set,
+            ``[{"true", "predicted", "count", "share"}]``; ``share`` is of the true class's examples.
+        roc_auc: binary classifiers: the test set's ROC AUC (scikit-learn's ``roc_auc_score``).
+        diagnostics_error: why the diagnostics above (and diagnostics.json) could not be made.
         checkpoint_epoch: the epoch of ``checkpoint.keras`` of a stopped run.
         early_stopping: ``{"stopped_epoch", "restored_epoch"}`` when early stopping ended the run.
         k, folds_completed, final, jobs, validation_std, final_epochs: k-fold runs.
@@ -148,6 +163,10 @@ class RunMetrics:
     baseline: dict[str, Any] | None = None
     plots: list[str] | None = None
     plots_error: str | None = None
+    per_class: list[dict[str, Any]] | None = None
+    confused_pairs: list[dict[str, Any]] | None = None
+    roc_auc: float | None = None
+    diagnostics_error: str | None = None
     checkpoint_epoch: int | None = None
     early_stopping: dict[str, Any] | None = None
     k: int | None = None

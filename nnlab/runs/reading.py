@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nnlab.errors import NnlabError, RunNotFound
-from nnlab.runs.format import CONFIG, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, Status
+from nnlab.runs.format import CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, Status
 
 INDEX_VERSION = 4  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
@@ -177,6 +177,43 @@ def read_env(folder: Path) -> dict[str, Any]:
     if not (Path(folder) / ENV).exists():
         return {}
     return _read_json_object(folder, ENV)
+
+
+def read_diagnostics(folder: Path) -> dict[str, Any]:
+    """diagnostics.json of a run folder: what the report charts of the test set's predictions.
+
+    Each section is kept only when it is well formed: ``confusion_matrix``
+    (``labels``, and ``counts``: a square list of lists as long as ``labels``), ``roc``
+    (``fpr`` and ``tpr`` of equal length, ``auc``), ``residuals`` (``predicted`` and
+    ``residual`` of equal length).
+
+    Returns:
+        The well-formed sections; {} when the folder has no such file or it is damaged (never raises).
+    """
+    try:
+        data = _read_json_object(folder, DIAGNOSTICS)
+    except (NnlabError, RecursionError):  # missing, unreadable, truncated, not an object, absurdly nested
+        return {}
+    kept: dict[str, Any] = {}
+    matrix = data.get("confusion_matrix")
+    if isinstance(matrix, dict) and isinstance(matrix.get("labels"), list) and isinstance(matrix.get("counts"), list):
+        size = len(matrix["labels"])
+        if len(matrix["counts"]) == size and all(isinstance(row, list) and len(row) == size
+                                                 and all(_is_number(v) for v in row) for row in matrix["counts"]):
+            kept["confusion_matrix"] = matrix
+    for name, keys in (("roc", ("fpr", "tpr")), ("residuals", ("predicted", "residual"))):
+        section = data.get(name)
+        if not isinstance(section, dict):
+            continue
+        columns = [section.get(key) for key in keys]
+        if all(isinstance(c, list) and all(_is_number(v) for v in c) for c in columns) \
+                and len(columns[0]) == len(columns[1]):
+            kept[name] = section
+    return kept
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from nnlab.views.style import duration, number, pack_columns, status_style, text
 
 #: The per-epoch table shows about this many epochs (first, last, best, and evenly spaced between).
 EPOCH_ROWS = 12
+#: The per-class table shows every class up to this many, else the WORST_CLASSES lowest by F1.
+PER_CLASS_ROWS, WORST_CLASSES = 15, 5
 #: What each column of a boxed rich table adds to its content (padding and border), and the
 #: table once (its left border): tables wider than the terminal are split (see _print_split).
 _GAP, _EDGES = 3, 1
@@ -79,6 +81,7 @@ def show_run(arg: str, runs_dir: str | Path = "runs", console: Console | None = 
     if metrics.get("kind") != "sweep":  # a sweep's models are in its trials' folders
         _text_section(console, "model", folder, SUMMARY)
     _metrics_section(console, metrics)
+    _diagnostics_section(console, metrics)
     _kfold_section(console, folder)
     _sweep_section(console, folder)
     _epochs_section(console, folder, metrics)
@@ -148,6 +151,47 @@ def _metrics_section(console: Console, metrics: dict[str, Any]) -> None:
     if isinstance(baseline, dict):
         figures = ", ".join(f"{k} {number(v)}" for k, v in baseline.items() if k != "name")
         console.print(f"baseline ({baseline.get('name', 'trivial')}): {figures}")
+
+
+def _diagnostics_section(console: Console, metrics: dict[str, Any]) -> None:
+    """A classifier's test set class by class (metrics.json ``per_class``: all classes up to
+    PER_CLASS_ROWS, else the worst by F1), its most confused pairs, and a binary one's ROC AUC."""
+    rows = [r for r in metrics.get("per_class") or [] if isinstance(r, dict)]
+    pairs = [p for p in metrics.get("confused_pairs") or [] if isinstance(p, dict)]
+    auc = metrics.get("roc_auc")
+    error = metrics.get("diagnostics_error")
+    if not (rows or pairs or auc is not None or error):
+        return
+    console.rule("per class (test)" if rows else "test diagnostics", align="left")
+    if rows:
+        shown = rows
+        if len(rows) > PER_CLASS_ROWS:
+            f1 = [r.get("f1") if isinstance(r.get("f1"), (int, float)) else math.inf for r in rows]
+            worst = sorted(range(len(rows)), key=lambda i: f1[i])[:WORST_CLASSES]
+            shown = [rows[i] for i in worst]
+        table = Table(header_style="bold")
+        table.add_column("class", justify="left", no_wrap=True)
+        for header in ("precision", "recall", "f1", "support"):
+            table.add_column(header, justify="right", no_wrap=True)
+        for row in shown:
+            figures = (number(row.get(key)) for key in ("precision", "recall", "f1", "support"))
+            table.add_row(escape(str(row.get("class", "?"))), *figures)
+        console.print(table)
+        if len(shown) < len(rows):
+            console.print(f"the {len(shown)} classes of {len(rows)} with the lowest F1 (every class: per_class "
+                          "in metrics.json)")
+    if pairs:
+        console.print("most confused (true → predicted):")
+        for p in pairs:
+            share = p.get("share")
+            part = f" ({100 * share:.0f}% of {p.get('true')})" if isinstance(share, (int, float)) else ""
+            console.print(f"  {p.get('true')} → {p.get('predicted')}: {p.get('count')}×{part}", markup=False)
+    elif rows and isinstance(metrics.get("confused_pairs"), list):
+        console.print("no test example was misclassified")
+    if isinstance(auc, (int, float)):
+        console.print(f"ROC AUC (test): {number(auc)}")
+    if error:
+        console.print(f"[yellow]diagnostics not made: {escape(str(error))}[/]")
 
 
 def _kfold_section(console: Console, folder: Path) -> None:
