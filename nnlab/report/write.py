@@ -149,7 +149,7 @@ def write_report(paths: list[str], *, runs_dir: str | Path = "runs", output: Pat
     html = render(report)
     _atomic_write(output, html)
     size = output.stat().st_size
-    out.write(f"report of {len(chosen)} runs: {output} ({size / 1e6:.2f} MB)\n")
+    out.write(f"report of {len(chosen)} run{'s' if len(chosen) != 1 else ''}: {output} ({size / 1e6:.2f} MB)\n")
     for warning in report.warnings[:20]:
         sys.stderr.write(f"warning: {warning}\n")
     return output
