@@ -27,7 +27,8 @@ def check_installed() -> None:
     """
     import importlib.util
 
-    missing = [name for name in ("altair", "vl_convert") if importlib.util.find_spec(name) is None]
+    packages = {"altair": "altair", "vl_convert": "vl-convert-python"}
+    missing = [package for module, package in packages.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise NnlabError(f"the report needs {' and '.join(missing)}: {INSTALL}", source="nnlab report")
 
