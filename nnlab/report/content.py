@@ -16,7 +16,7 @@ from typing import Any
 from nnlab.errors import NnlabError
 from nnlab.runs import format as runfile
 from nnlab.runs.reading import Run, read_history, read_kfold, read_metrics, read_text_file
-from nnlab.views.compare import cell, default_columns, main_metric, values
+from nnlab.views.compare import cell, default_columns, values
 from nnlab.views.style import number, params_label, status_style
 
 #: At most this many runs' curves are overlaid in one chart (the first listed).
@@ -84,7 +84,6 @@ class Report:
     title: str
     header: list[tuple[str, str]]
     table: Table
-    table_notes: list[str]
     groups: dict[str, Any] | None
     curves: dict[str, list[dict[str, Any]]]
     bands: dict[str, list[dict[str, Any]]]
@@ -298,8 +297,6 @@ def differences(run: Run, reference: Run | None) -> list[tuple[str, str, str]]:
 def metrics_table(metrics: dict[str, Any]) -> tuple[Table | None, list[tuple[str, str]]]:
     """Final metrics per part (train, validation, test) beside the baseline's figures."""
     parts = [p for p in ("train", "validation", "test") if isinstance(metrics.get(p), dict) and metrics[p]]
-    if not parts and isinstance(metrics.get("mean"), dict):
-        parts = []
     names = list(dict.fromkeys(k for p in parts for k in metrics[p]))
     baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
     base = [(str(k), number(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _text(v))
@@ -456,7 +453,3 @@ def run_section(run: Run, index: int, *, label: str, reference: Run | None, hist
                       config_text, differences(run, reference), reference.run_id if reference else None, table,
                       baseline, embedded, listed, charts, facts, run.warning)
 
-
-def main_test_metric(runs: list[Run]) -> str | None:
-    found = [m for m in (main_metric(r) for r in runs if r.readable) if m]
-    return found[0] if found else None

@@ -100,7 +100,7 @@ def build_report(runs: list[Run], *, sources: list[str], filters: list[Filter], 
     if left_out:
         warnings.append(f"{content.MAX_PICTURES} pictures are embedded, those of the first runs listed; the other "
                         f"{left_out} are named by their files (--filter or --last narrows the runs)")
-    return content.Report("nnlab report", header, table, [], groups, curves, bands, curve_note, sweep_sections,
+    return content.Report("nnlab report", header, table, groups, curves, bands, curve_note, sweep_sections,
                           sections, warnings, fold_metrics)
 
 
