@@ -70,6 +70,34 @@ def learning_curves(history: dict[str, Sequence[float]], out_dir: Path, *, first
     return written
 
 
+def _image_with_bars(fig, cell: tuple[int, int, int], image: np.ndarray, probabilities: np.ndarray,
+                     predicted: int, true: int, caption: str, colour: str) -> None:
+    """One example of a prediction grid, as the lessons draw it: the image with its caption in
+    ``colour``, then the bars of its class probabilities (the predicted class red, the true blue).
+
+    Args:
+        fig: the figure; cell: ``(rows, cols, i)``, the grid's size and the example's place in it.
+    """
+    plt = _pyplot()
+    rows, cols, i = cell
+    ax = fig.add_subplot(rows, 2 * cols, 2 * i + 1)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    ax.imshow(image, cmap=plt.cm.binary if image.ndim == 2 else None)
+    ax.grid(False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(caption, color=colour, fontsize=8)
+    ax = fig.add_subplot(rows, 2 * cols, 2 * i + 2)
+    bars = ax.bar(range(len(probabilities)), probabilities, color=NEUTRAL)
+    bars[predicted].set_color(WRONG)
+    bars[true].set_color(RIGHT)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(range(len(probabilities)))
+    ax.tick_params(labelsize=5)
+    ax.set_yticks([])
+
+
 def image_predictions(images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
                       class_names: Sequence[str], path: Path, *, count: int = 15) -> Path:
     """A grid of test images, each beside the bars of its predicted class probabilities.
@@ -97,24 +125,9 @@ def image_predictions(images: np.ndarray, probabilities: np.ndarray, labels: np.
     for i in range(count):
         predicted = int(np.argmax(probabilities[i]))
         true = int(labels[i])
-        color = RIGHT if predicted == true else WRONG
-        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 1)
-        image = images[i]
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = image[..., 0]
-        ax.imshow(image, cmap=plt.cm.binary if image.ndim == 2 else None)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(f"{class_names[predicted]} {100 * probabilities[i, predicted]:.0f}%\n"
-                      f"({class_names[true]})", color=color, fontsize=8)
-        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 2)
-        bars = ax.bar(range(probabilities.shape[1]), probabilities[i], color=NEUTRAL)
-        bars[predicted].set_color(WRONG)
-        bars[true].set_color(RIGHT)
-        ax.set_ylim(0, 1)
-        ax.set_xticks(range(probabilities.shape[1]))
-        ax.tick_params(labelsize=5)
-        ax.set_yticks([])
+        caption = f"{class_names[predicted]} {100 * probabilities[i, predicted]:.0f}%\n({class_names[true]})"
+        _image_with_bars(fig, (rows, cols, i), images[i], probabilities[i], predicted, true, caption,
+                         RIGHT if predicted == true else WRONG)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -279,24 +292,9 @@ def misclassified(images: np.ndarray, probabilities: np.ndarray, labels: np.ndar
     for i in range(count):
         predicted = int(np.argmax(probabilities[i]))
         true = int(labels[i])
-        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 1)
-        image = images[i]
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = image[..., 0]
-        ax.imshow(image, cmap=plt.cm.binary if image.ndim == 2 else None)
-        ax.grid(False)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(f"true: {class_names[true]}\npredicted: {class_names[predicted]} "
-                      f"({100 * probabilities[i, predicted]:.0f}%)", color=WRONG, fontsize=8)
-        ax = fig.add_subplot(rows, 2 * cols, 2 * i + 2)
-        bars = ax.bar(range(probabilities.shape[1]), probabilities[i], color=NEUTRAL)
-        bars[predicted].set_color(WRONG)
-        bars[true].set_color(RIGHT)
-        ax.set_ylim(0, 1)
-        ax.set_xticks(range(probabilities.shape[1]))
-        ax.tick_params(labelsize=5)
-        ax.set_yticks([])
+        caption = (f"true: {class_names[true]}\npredicted: {class_names[predicted]} "
+                   f"({100 * probabilities[i, predicted]:.0f}%)")
+        _image_with_bars(fig, (rows, cols, i), images[i], probabilities[i], predicted, true, caption, WRONG)
     fig.suptitle(title or f"the {count} wrong test predictions made with the highest confidence", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
