@@ -7,7 +7,6 @@ columns, cells, groups and sentences; this module only gathers them as data for 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 
 from nnlab.errors import NnlabError
 from nnlab.runs import format as runfile
-from nnlab.runs.reading import Run, read_history, read_kfold, read_metrics, read_text_file
-from nnlab.views.compare import cell, default_columns, values
+from nnlab.runs.reading import Run, read_history, read_kfold, read_metrics, read_sweep, read_text_file
+from nnlab.views.compare import cell, default_columns, show_value, values
 from nnlab.views.style import number, params_label, status_style
 
 #: At most this many runs' curves are overlaid in one chart (the first listed).
@@ -172,24 +171,14 @@ def curve_rows(runs: list[Run], histories: dict[str, dict[str, list[float]]], la
 
 def band_rows(table: Any, histories: dict[str, dict[str, list[float]]], columns: list[str]) -> dict[str, list]:
     """Per history column, each group's mean and ±1 std per epoch: ``{group, epoch, mean, std, low, high, n}``."""
-    from nnlab.stats import mean_curve
-    from nnlab.views.groups import group_label, split_by_kind
+    from nnlab.views.groups import group_bands
 
-    with_kind = split_by_kind(table.groups, table.keys)
     charts: dict[str, list] = {}
     for column in columns:
-        rows = []
-        for group in table.groups:
-            curves = [histories[r.run_id][column] for r in group.runs
-                      if column in (histories.get(r.run_id) or {})]
-            if not curves:
-                continue
-            band = mean_curve(curves)
-            name = f"{group_label(group, table.keys, with_kind)} (n = {len(curves)})"
-            for epoch, mean, std, n in zip(band.epochs, band.mean, band.std, band.n):
-                spread = std or 0.0
-                rows.append({"group": name, "epoch": epoch, "mean": mean, "std": std, "low": mean - spread,
-                             "high": mean + spread, "n": n})
+        rows = [{"group": label, "epoch": epoch, "mean": mean, "std": std, "low": mean - (std or 0.0),
+                 "high": mean + (std or 0.0), "n": n}
+                for label, band in group_bands(table.groups, table.keys, histories, column)
+                for epoch, mean, std, n in zip(band.epochs, band.mean, band.std, band.n)]
         if rows:
             charts[column] = rows
     return charts
@@ -198,10 +187,10 @@ def band_rows(table: Any, histories: dict[str, dict[str, list[float]]], columns:
 def sweep_section(run: Run) -> SweepSection | None:
     """A sweep folder's ranking (mean ± std and n per trial when repeated) and its parallel coordinates."""
     try:
-        sweep = json.loads((run.path / runfile.SWEEP).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        sweep = read_sweep(run.path)
+    except (NnlabError, RecursionError):
         return None
-    if not isinstance(sweep, dict) or not isinstance(sweep.get("trials"), list):
+    if sweep is None or not isinstance(sweep.get("trials"), list):
         return None
     metric, direction = str(sweep.get("metric") or "score"), sweep.get("direction")
     stats = sweep.get("trial_stats") if isinstance(sweep.get("trial_stats"), list) else None
@@ -214,7 +203,7 @@ def sweep_section(run: Run) -> SweepSection | None:
         rows = []
         for rank, (trial, params, mean, s) in enumerate(entries, start=1):
             ci = "-" if s.get("ci_low") is None else f"{number(s.get('ci_low'))} to {number(s.get('ci_high'))}"
-            rows.append([str(rank), str(trial), *(_text(params.get(k)) for k in keys),
+            rows.append([str(rank), str(trial), *(show_value(params.get(k)) for k in keys),
                          f"{number(mean)} ± {number(s.get('std'))}", ci, str(s.get("n", "-")),
                          str(s.get("statuses", ""))])
         right = [True, True, *[False] * len(keys), True, True, True, False]
@@ -224,7 +213,7 @@ def sweep_section(run: Run) -> SweepSection | None:
         ordered = [by_index[i] for i in ranking if i in by_index] + [t for t in trials if t.get("index") not in ranking]
         entries = [(t.get("index"), t.get("params") or {}, _trial_value(t, metric), t) for t in ordered]
         headers = ["rank", "trial", *shorts, metric, "status"]
-        rows = [[str(rank) if t.get("index") in ranking else "-", str(trial), *(_text(params.get(k)) for k in keys),
+        rows = [[str(rank) if t.get("index") in ranking else "-", str(trial), *(show_value(params.get(k)) for k in keys),
                  number(value), str(t.get("status", ""))]
                 for rank, (trial, params, value, t) in enumerate(entries, start=1)]
         right = [True, True, *[False] * len(keys), True, False]
@@ -245,12 +234,6 @@ def _trial_value(trial: dict[str, Any], metric: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _text(value: Any) -> str:
-    from nnlab.views.compare import show_value
-
-    return show_value(value)
-
-
 def parallel_rows(entries: list[tuple[Any, dict, float | None]], keys: list[str], shorts: list[str],
                   metric: str) -> list[dict[str, Any]]:
     """Parallel coordinates: per trial and axis (each parameter, then the metric) its value scaled
@@ -264,7 +247,7 @@ def parallel_rows(entries: list[tuple[Any, dict, float | None]], keys: list[str]
             low, high = min(numbers), max(numbers)
             positions[short] = {v: (0.5 if high == low else (v - low) / (high - low)) for v in numbers}
         else:
-            order = list(dict.fromkeys(_text(v) for v in raw))
+            order = list(dict.fromkeys(show_value(v) for v in raw))
             positions[short] = {t: (0.5 if len(order) == 1 else i / (len(order) - 1)) for i, t in enumerate(order)}
     rows = []
     for trial, params, score in entries:
@@ -273,10 +256,10 @@ def parallel_rows(entries: list[tuple[Any, dict, float | None]], keys: list[str]
         for key, short in axes:
             value = score if key is None else params.get(key)
             place = positions[short].get(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                else positions[short].get(_text(value))
+                else positions[short].get(show_value(value))
             if place is None:
-                place = positions[short].get(_text(value), 0.5)
-            rows.append({"trial": str(trial), "axis": short, "position": place, "value": _text(value)
+                place = positions[short].get(show_value(value), 0.5)
+            rows.append({"trial": str(trial), "axis": short, "position": place, "value": show_value(value)
                          if key is not None else number(score), "score": score})
     return rows
 
@@ -291,7 +274,7 @@ def differences(run: Run, reference: Run | None) -> list[tuple[str, str, str]]:
         return []
     mine, theirs = _flat(run), _flat(reference)
     keys = sorted(set(mine) | set(theirs))
-    return [(k, _text(mine.get(k)), _text(theirs.get(k))) for k in keys if mine.get(k) != theirs.get(k)]
+    return [(k, show_value(mine.get(k)), show_value(theirs.get(k))) for k in keys if mine.get(k) != theirs.get(k)]
 
 
 def metrics_table(metrics: dict[str, Any]) -> tuple[Table | None, list[tuple[str, str]]]:
@@ -299,7 +282,7 @@ def metrics_table(metrics: dict[str, Any]) -> tuple[Table | None, list[tuple[str
     parts = [p for p in ("train", "validation", "test") if isinstance(metrics.get(p), dict) and metrics[p]]
     names = list(dict.fromkeys(k for p in parts for k in metrics[p]))
     baseline = metrics.get("baseline") if isinstance(metrics.get("baseline"), dict) else {}
-    base = [(str(k), number(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _text(v))
+    base = [(str(k), number(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else show_value(v))
             for k, v in baseline.items() if k != "name"]
     if not names:
         return None, base
@@ -440,7 +423,7 @@ def run_section(run: Run, index: int, *, label: str, reference: Run | None, hist
     diagnostics = diagnostic_charts(run)
     charts += diagnostics
     embedded, listed = pictures(run, metrics, embed_pictures, set(history), bool(diagnostics))
-    facts = [(k, _text(run.fields.get(k))) for k in ("kind", "dataset", "task", "started", "epochs_run", "params",
+    facts = [(k, show_value(run.fields.get(k))) for k in ("kind", "dataset", "task", "started", "epochs_run", "params",
                                                      "sweep_id", "trial", "group", "repeat")
              if run.fields.get(k) is not None]
     if isinstance(metrics.get("roc_auc"), (int, float)):

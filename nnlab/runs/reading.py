@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nnlab.errors import NnlabError, RunNotFound
-from nnlab.runs.format import CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, Status
+from nnlab.runs.format import CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, Status
 
 INDEX_VERSION = 4  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
@@ -163,6 +163,21 @@ def read_kfold(folder: Path) -> dict[str, Any] | None:
     if not (Path(folder) / KFOLD).exists():
         return None
     return _read_json_object(folder, KFOLD)
+
+
+def read_sweep(folder: Path) -> dict[str, Any] | None:
+    """sweep.json of a sweep folder: ``metric``, ``direction``, ``space``, ``trials``, ``ranking``,
+    ``trial_stats`` (with repeats).
+
+    Returns:
+        Its content, or None when the folder has none.
+
+    Raises:
+        NnlabError: when it is there but truncated or not a JSON object.
+    """
+    if not (Path(folder) / SWEEP).exists():
+        return None
+    return _read_json_object(folder, SWEEP)
 
 
 def read_env(folder: Path) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from nnlab.views.style import (compact, duration, fit_columns, number, params_la
                                table_width, text_width, timestamp)
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
+#: Formats meant for another program (or a paper): notes and file paths go to stderr, so stdout is only the data.
+DATA_FORMATS = ("csv", "json", "latex")
 #: Above this many rows the table is laid out directly: rich takes about 2 ms a row.
 RICH_TABLE_ROWS = 200
 #: At most this many curves in one --plot figure.
@@ -790,7 +792,7 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
                 err.write("no runs to list" + (" (none match the filters)" if parsed else "") + "\n")
         if plot is not None:
             written, drawn = plot_curves(chosen, metric, plot, lambda m: warnings.append(m))
-            (err if fmt in ("csv", "json", "latex") else out).write(f"{drawn} curves: {written}\n")
+            (err if fmt in DATA_FORMATS else out).write(f"{drawn} curves: {written}\n")
         write_warnings(warnings, err)
     finally:
         found.save()

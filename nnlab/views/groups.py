@@ -17,7 +17,7 @@ from typing import Any, Iterable, TextIO
 from nnlab.errors import NnlabError
 from nnlab.runs.format import Status
 from nnlab.runs.reading import Run, RunSet, canonical_key, collect
-from nnlab.views.compare import (BASE_COLUMNS, MAX_CURVES, Filter, all_columns, as_number, as_text,
+from nnlab.views.compare import (BASE_COLUMNS, DATA_FORMATS, MAX_CURVES, Filter, all_columns, as_number, as_text,
                                  check_keys, check_options, console_for, default_direction, field_keys, main_metric,
                                  select, show_value, sort_value, write_warnings)
 from nnlab.views.style import number, params_label
@@ -724,6 +724,46 @@ def history_metric(metric: str | None) -> str | None:
     return key
 
 
+def group_bands(groups: list[Group], keys: list[str], histories: dict[str, dict[str, list[float]]], column: str,
+                warn=None) -> list[tuple[str, Any]]:
+    """Each group's mean curve of a history column with its spread (:func:`nnlab.stats.mean_curve`),
+    labelled ``units=16 (n = 5)``; what the PNG and the report draw.
+
+    Args:
+        groups: the groups; keys: the --group-by keys, for the labels.
+        histories: each run's history by run id.
+        column: the history column.
+        warn: called for each run without the column, and each group whose runs ran different
+            numbers of epochs (None: say nothing).
+
+    Returns:
+        ``(label, band)`` per group that has the column, in group order.
+    """
+    from nnlab.runs.format import HISTORY
+    from nnlab.stats import mean_curve
+
+    warn = warn or (lambda _: None)
+    with_kind = split_by_kind(groups, keys)
+    bands = []
+    for group in groups:
+        curves = []
+        for run in group.runs:
+            history = histories.get(run.run_id) or {}
+            if column not in history:
+                warn(f"{run.run_id}: {'its history has no ' + column if history else 'no ' + HISTORY}, "
+                     "left out of the figure")
+                continue
+            curves.append(history[column])
+        if not curves:
+            continue
+        lengths = sorted({len(c) for c in curves})
+        if len(lengths) > 1:
+            warn(f"{group_label(group, keys, with_kind)}: its runs ran {lengths[0]} to {lengths[-1]} epochs; "
+                 "each epoch's mean is over the runs that reached it")
+        bands.append((f"{group_label(group, keys, with_kind)} (n = {len(curves)})", mean_curve(curves)))
+    return bands
+
+
 def plot_groups(groups: list[Group], keys: list[str], metric: str | None, path: Path,
                 warn) -> tuple[Path, str, int]:
     """Each group's mean learning curve with a ±1 std band, in one PNG (a k-fold run's curve is
@@ -745,7 +785,6 @@ def plot_groups(groups: list[Group], keys: list[str], metric: str | None, path: 
     """
     from nnlab.runs.format import HISTORY
     from nnlab.runs.reading import read_history
-    from nnlab.stats import mean_curve
 
     if len(groups) > MAX_CURVES:
         warn(f"drawing the first {MAX_CURVES} of {len(groups)} groups; narrow them with --filter")
@@ -754,26 +793,9 @@ def plot_groups(groups: list[Group], keys: list[str], metric: str | None, path: 
                  for g in groups for r in g.runs}
     available = sorted({c for h in histories.values() for c in h if c != "epoch"})
     column = metric or ("val_loss" if "val_loss" in available else "loss")
-    with_kind = split_by_kind(groups, keys)
-    bands = []
-    for group in groups:
-        curves = []
-        for run in group.runs:
-            history = histories[id(run)]
-            if column not in history:
-                warn(f"{run.run_id}: {'its history has no ' + column if history else 'no ' + HISTORY}, "
-                     "left out of the figure")
-                continue
-            curves.append(history[column])
-        if not curves:
-            continue
-        band = mean_curve(curves)
-        lengths = sorted({len(c) for c in curves})
-        label = f"{group_label(group, keys, with_kind)} (n = {len(curves)})"
-        if len(lengths) > 1:
-            warn(f"{group_label(group, keys, with_kind)}: its runs ran {lengths[0]} to {lengths[-1]} epochs; "
-                 "each epoch's mean is over the runs that reached it")
-        bands.append((label, band.epochs, band.mean, band.std))
+    bands = [(label, band.epochs, band.mean, band.std)
+             for label, band in group_bands(groups, keys, {r.run_id: histories[id(r)] for g in groups
+                                                          for r in g.runs}, column, warn)]
     if not bands:
         from nnlab.suggestions import unknown_name_message
 
@@ -804,7 +826,7 @@ def write_notes(lines: list[str], fmt: str, out: TextIO, err: TextIO) -> None:
     on stderr for the formats meant for other programs (csv, json, latex)."""
     if not lines:
         return
-    if fmt in ("csv", "json", "latex"):
+    if fmt in DATA_FORMATS:
         err.write("".join(line + "\n" for line in lines))
     elif fmt == "markdown":
         out.write("\n" + "\n".join(f"- {line}" for line in lines) + "\n")
@@ -874,7 +896,7 @@ def run_group_compare(paths: list[str], *, group_by: str | None = None, rows: st
             drawn_metric = metric or (next(iter(group_metrics(chosen, columns)), None) if versus else None)
             written, column, drawn = plot_groups(groups, keys, history_metric(drawn_metric), plot,
                                                  warnings.append)
-            (err if fmt in ("csv", "json", "latex") else out).write(
+            (err if fmt in DATA_FORMATS else out).write(
                 f"{drawn} group curve{'s' if drawn != 1 else ''} of {column} (mean ± 1 std): {written}\n")
         write_warnings(warnings + [f"{r.run_id}: {r.warning}" for r in chosen if r.warning], err)
     finally:
