@@ -136,7 +136,7 @@ def record_results(config: Config, model: Any, data: PreparedData, feed: Feed, r
     predicted, diagnostics = None, {}
     metrics.per_class = metrics.confused_pairs = metrics.roc_auc = metrics.diagnostics_error = None
     try:
-        predicted = model.predict(data.x_test, batch_size=1024, verbose=0)
+        predicted = feed.predict(model, data.x_test)
         fields, diagnostics = prediction_diagnostics(data, predicted)
         for key, value in fields.items():
             setattr(metrics, key, value)
@@ -322,12 +322,11 @@ def draw_plots(config: Config, model: Any, data: PreparedData, run: RunFolder,
     dataset = data.dataset
     if dataset.task == "regression":
         if predicted is None:
-            predicted = model.predict(data.x_test, batch_size=1024, verbose=0)
+            predicted = feed.predict(model, data.x_test)
         written.append(plots.predicted_vs_true(data.y_test, predicted, out / "predicted_vs_true.png",
                                                title=config.name))
         return written
-    labels = np.asarray(dataset.y_test).reshape(len(dataset.y_test), -1)
-    labels = labels.argmax(axis=1) if labels.shape[1] > 1 else labels[:, 0]
+    labels = class_indices(dataset.y_test)
     names = dataset.class_names or [str(i) for i in range(dataset.num_classes or 2)]
     if dataset.image_shape is not None or len(dataset.input_shape) >= 2:
         count = min(15, len(data.x_test))
@@ -342,8 +341,7 @@ def draw_plots(config: Config, model: Any, data: PreparedData, run: RunFolder,
             return model.predict(data.preprocessor.transform_x(points), batch_size=4096, verbose=0)
 
         raw_train = dataset.x_train
-        raw_labels = np.asarray(dataset.y_train).reshape(len(raw_train), -1)
-        raw_labels = raw_labels.argmax(axis=1) if raw_labels.shape[1] > 1 else raw_labels[:, 0]
+        raw_labels = class_indices(dataset.y_train)
         written.append(plots.decision_boundary(predict, np.asarray(raw_train, dtype="float32"), raw_labels,
                                                out / "decision_boundary.png", title=config.name))
     return written
