@@ -117,7 +117,7 @@ class Training(Strict):
     tensorboard: bool = Field(False, description="write TensorBoard logs into the run folder")
     # Performance levers (bench/ measures them; BENCHMARKS.md has the figures). None changes what is
     # computed beyond floating-point rounding and the order of the shuffled batches.
-    input_pipeline: Literal["auto", "tf_data", "device", "arrays"] = Field(
+    input_pipeline: Literal["auto", "tf_data", "device", "fused", "arrays"] = Field(
         "auto", description="how the arrays reach training and evaluation: tf_data, a tf.data pipeline over "
                             "tensors made once (no copy of the arrays per fit or evaluate, no autotuning "
                             "threads; TensorFlow); device, the arrays put on the device once and each epoch "

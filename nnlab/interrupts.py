@@ -28,6 +28,9 @@ class Interrupted(BaseException):
 #: The signal received inside :func:`stop_signals`, until the block ends or :func:`raise_pending` raises it.
 _pending: int | None = None
 
+#: Inside :func:`signals_deferred`: a signal is kept pending instead of raised.
+_deferred = 0
+
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[None]:
@@ -48,7 +51,8 @@ def stop_signals() -> Iterator[None]:
     def handler(signum, frame):
         global _pending
         _pending = signum
-        raise Interrupted(signum)
+        if not _deferred:
+            raise Interrupted(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -61,10 +65,27 @@ def stop_signals() -> Iterator[None]:
         _pending = None
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A stop signal received within the block is raised at its end, not inside it.
+
+    The fused loop replays a chunk of finished epochs to the callbacks; a stop in the
+    middle of that replay would leave a history that ends before the weights do.
+    """
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
+    raise_pending()
+
+
 def raise_pending() -> None:
     """Raise :class:`Interrupted` for a stop signal received in :func:`stop_signals` whose
-    exception was swallowed on its way out; nothing when none is pending."""
+    exception was swallowed on its way out; nothing when none is pending (or while
+    :func:`signals_deferred` holds it)."""
     global _pending
-    if _pending is not None:
+    if _pending is not None and not _deferred:
         signum, _pending = _pending, None
         raise Interrupted(signum)

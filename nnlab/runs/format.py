@@ -115,8 +115,8 @@ class RunMetrics:
         epochs_planned, epochs_run: epochs asked for and finished.
         params: the model's parameter count.
         train_rows, validation_rows, test_rows: rows of each part.
-        input_pipeline, steps_per_execution, jit_compile: what actually ran
-            (:meth:`nnlab.train.fit.FitResult.execution`).
+        input_pipeline, steps_per_execution, jit_compile, epochs_per_call: what actually ran
+            (:meth:`nnlab.train.fit.Fit.execution`; epochs_per_call for the fused pipeline only).
         directions: ``{metric: "max" | "min"}``, from Keras's metric objects.
         train, validation, test: final metrics of each part.
         best: ``{"monitor", "epoch", "value", ...}``, the best epoch.
@@ -155,6 +155,7 @@ class RunMetrics:
     input_pipeline: str | None = None
     steps_per_execution: int | None = None
     jit_compile: bool | None = None
+    epochs_per_call: int | None = None
     directions: dict[str, str] = field(default_factory=dict)
     train: dict[str, float] | None = None
     validation: dict[str, float] | None = None

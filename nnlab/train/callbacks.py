@@ -115,12 +115,21 @@ class StopCheck(_Callback):
 
 
 class EpochReporter(_Callback):
-    """Calls ``report(epoch, epochs, logs, seconds)`` after every epoch."""
+    """Calls ``report(epoch, epochs, logs, seconds)`` after every epoch.
 
-    def __init__(self, report: Callable[[int, int, dict[str, float], float], None], epochs: int):
+    Args:
+        report: the progress callback.
+        epochs: the last epoch.
+        seconds: returns the epoch's seconds when the fit measured them itself (a fused fit
+            replays finished epochs, so the time between the callbacks is not the epoch's), or None.
+    """
+
+    def __init__(self, report: Callable[[int, int, dict[str, float], float], None], epochs: int,
+                 seconds: Callable[[], float | None] | None = None):
         super().__init__()
         self.report = report
         self.epochs = epochs
+        self.seconds = seconds
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
@@ -128,7 +137,8 @@ class EpochReporter(_Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
-        self.report(epoch + 1, self.epochs, logs, time.perf_counter() - self._started)
+        measured = self.seconds() if self.seconds is not None else None
+        self.report(epoch + 1, self.epochs, logs, time.perf_counter() - self._started if measured is None else measured)
 
 
 def _is_number(value: Any) -> bool:

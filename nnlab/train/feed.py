@@ -27,16 +27,21 @@ from nnlab.config import AUTO_STEPS_PER_EXECUTION, Config
 
 
 def pipeline(config: Config, backend: str) -> str:
-    """``tf_data``, ``device`` or ``arrays``: the config's ``training.input_pipeline`` on this backend.
+    """``tf_data``, ``device``, ``fused`` or ``arrays``: the config's ``training.input_pipeline`` on this backend.
 
     Raises:
-        ConfigError: tf_data asked of a backend other than TensorFlow, or device of one
-            other than JAX or with jit_compile off.
+        ConfigError: tf_data asked of a backend other than TensorFlow, device of one
+            other than JAX or with jit_compile off, fused of PyTorch or of JAX with jit_compile off.
     """
     chosen = config.training.input_pipeline
     jit_off = config.training.jit_compile is False
     if chosen == "auto":
         return {"tensorflow": "tf_data", "jax": "arrays" if jit_off else "device"}.get(backend, "arrays")
+    if chosen == "fused" and (backend not in ("tensorflow", "jax") or (backend == "jax" and jit_off)):
+        reason = f"this run uses {backend}" if backend != "jax" else "training.jit_compile is false"
+        raise config.error(("training", "input_pipeline"),
+                           f"fused runs many epochs per compiled call on TensorFlow or JAX ({reason}); "
+                           "use auto or arrays")
     if chosen == "tf_data" and backend != "tensorflow":
         raise config.error(("training", "input_pipeline"),
                            f"tf_data feeds the TensorFlow backend only (this run uses {backend}); use auto or arrays")
@@ -50,12 +55,18 @@ def pipeline(config: Config, backend: str) -> str:
 def feed_kind(kind: str, *arrays: np.ndarray) -> str:
     """The kind a feed of ``arrays`` uses: ``kind``, except that a device feed whose
     arrays would not fit the accelerator's memory becomes an arrays feed."""
-    if kind == "device":
+    if kind == "device" or (kind == "fused" and _backend() == "jax"):
         from nnlab.train.device_loop import fits_on_device
 
         if not fits_on_device(*arrays):
             return "arrays"
     return kind
+
+
+def _backend() -> str:
+    from nnlab.backend import keras
+
+    return keras().backend.backend()
 
 
 def steps_per_execution(config: Config, backend: str) -> int:
@@ -92,7 +103,7 @@ class Feed:
     """The arrays of one fit in the form the chosen pipeline feeds, and how they are fed.
 
     Args:
-        kind: ``tf_data``, ``device`` or ``arrays``.
+        kind: ``tf_data``, ``device``, ``fused`` or ``arrays``.
         size: the batch size.
         parts: name (train, validation) -> ``(x, y)``: tensors for tf_data, arrays otherwise.
         repeat: many short epochs (k-fold's folds): one tf.data pipeline for every epoch instead of a
@@ -107,6 +118,9 @@ class Feed:
     size: int
     parts: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     repeat: bool = False
+    #: A fused fit's seconds per epoch in its last chunk, and the most epochs it ran in one call.
+    epoch_seconds: float | None = None
+    epochs_per_call: int | None = None
 
     @classmethod
     def of(cls, kind: str, size: int, train: tuple[np.ndarray, np.ndarray],
@@ -121,8 +135,13 @@ class Feed:
         feed = cls(feed_kind(kind, *train, *(validation or ())), size, repeat=repeat)
         for name, pair in (("train", train), ("validation", validation)):
             if pair is not None:
-                feed.parts[name] = tuple(_tensor(a) for a in pair) if feed.kind == "tf_data" else pair
+                feed.parts[name] = tuple(_tensor(a) for a in pair) if feed.holds_tensors else pair
         return feed
+
+    @property
+    def holds_tensors(self) -> bool:
+        """Whether the parts are TensorFlow tensors made once (tf_data, and fused on TensorFlow)."""
+        return self.kind == "tf_data" or (self.kind == "fused" and _backend() == "tensorflow")
 
     @property
     def steps(self) -> int:
@@ -133,17 +152,31 @@ class Feed:
     def validates_as_one_batch(self) -> bool:
         """Whether validation is measured by :meth:`measure_validation` after each epoch (a callback)
         rather than by Keras's validation_data or the device loop."""
-        return self.repeat and self.kind != "device" and "validation" in self.parts
+        return self.repeat and self.kind not in ("device", "fused") and "validation" in self.parts
 
     def fit(self, model: Any, *, epochs: int, callbacks: list[Any], shuffle: bool, seed: int,
-            initial_epoch: int = 0) -> Any:
-        """Train ``model`` on this feed: ``model.fit``, or for a device feed one compiled call per epoch.
+            initial_epoch: int = 0, chunk_callbacks: list[Any] = (), stopper: Any = None) -> Any:
+        """Train ``model`` on this feed: ``model.fit``, for a device feed one compiled call per epoch,
+        for a fused feed many epochs per call.
+
+        Args:
+            chunk_callbacks: callbacks that read the weights; a fused fit calls them at the end of each
+                chunk of epochs, the others fits with the rest, every epoch.
+            stopper: the ``keras.callbacks.EarlyStopping`` among ``callbacks`` (a fused fit applies its
+                rule inside the compiled loop), or None.
 
         Returns:
             The fit's ``keras.callbacks.History``.
         """
         x, y = self.parts["train"]
         validation = self.parts.get("validation")
+        if self.kind == "fused":
+            from nnlab.train import fused
+
+            return fused.fit(model, x, y, batch_size=self.size, epochs=epochs, validation_data=validation,
+                             shuffle=shuffle, seed=seed, callbacks=callbacks, chunk_callbacks=chunk_callbacks,
+                             stopper=stopper, initial_epoch=initial_epoch, timing=self)
+        callbacks = [*callbacks, *chunk_callbacks]
         if self.kind == "device":
             from nnlab.train import device_loop
 
@@ -176,7 +209,7 @@ class Feed:
     def evaluate(self, model: Any, x: Any, y: Any, size: int | None = None) -> dict[str, float]:
         """The compiled metrics of ``model`` on ``(x, y)``: arrays, or tensors of this feed."""
         size = size or max(self.size, 256)
-        if self.kind == "tf_data":
+        if self.holds_tensors:
             import tensorflow as tf
 
             # Arrays seen once (the test rows) are fed slice by slice rather than copied whole into a tensor.

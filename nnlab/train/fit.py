@@ -71,9 +71,11 @@ class Fit:
         self.log = HistoryLog(history_path, history)
         self.guard = DivergenceGuard()
         self.last_epoch = LastEpochWeights() if keep_last_epoch else None
-        self.callbacks: list[Any] = [c for c in (self.log, self.last_epoch, self.guard) if c is not None]
+        self.callbacks: list[Any] = [self.log, self.guard]
+        # Read the weights, so a fused fit calls it at the end of each chunk of epochs (the others: every epoch).
+        self.chunk_callbacks: list[Any] = [self.last_epoch] if self.last_epoch is not None else []
         if report is not None:
-            self.callbacks.append(EpochReporter(report, self.epochs))
+            self.callbacks.append(EpochReporter(report, self.epochs, seconds=lambda: self.feed.epoch_seconds))
         self.stopper = None
         stop = config.training.early_stopping
         if stop is not None and early_stopping:
@@ -93,8 +95,11 @@ class Fit:
             Exception: whatever Keras or the backend raises.
         """
         # A resumed run's shuffle continues from another seed, as its global seed does.
+        # A fused fit draws each epoch's order from (seed, epoch), so it needs no new seed to resume.
+        seed = self.seed if self.feed.kind == "fused" else self.seed + initial_epoch
         self.feed.fit(self.model, epochs=self.epochs, callbacks=self.callbacks, shuffle=self.config.training.shuffle,
-                      seed=self.seed + initial_epoch, initial_epoch=initial_epoch)
+                      seed=seed, initial_epoch=initial_epoch, chunk_callbacks=self.chunk_callbacks,
+                      stopper=self.stopper)
         return self
 
     @property
@@ -115,10 +120,14 @@ class Fit:
     def execution(self) -> dict[str, Any]:
         """What ran: ``input_pipeline``, ``steps_per_execution`` and ``jit_compile`` (metrics.json records it).
 
-        A device feed runs an epoch's steps in one compiled call, always with XLA.
+        A device feed runs an epoch's steps in one compiled call, always with XLA; a fused feed
+        runs many epochs in one (``epochs_per_call``: the most it ran), with XLA on JAX only.
         """
         if self.feed.kind == "device":
             return {"input_pipeline": "device", "steps_per_execution": self.feed.steps, "jit_compile": True}
+        if self.feed.kind == "fused":
+            return {"input_pipeline": "fused", "steps_per_execution": self.feed.steps,
+                    "jit_compile": keras().backend.backend() == "jax", "epochs_per_call": self.feed.epochs_per_call}
         jit = getattr(self.model, "jit_compile", None)
         return {"input_pipeline": self.feed.kind,
                 "steps_per_execution": int(getattr(self.model, "steps_per_execution", 1) or 1),

@@ -322,7 +322,7 @@ def draw_plots(config: Config, model: Any, data: PreparedData, run: RunFolder,
     dataset = data.dataset
     if dataset.task == "regression":
         if predicted is None:
-            predicted = feed.predict(model, data.x_test)
+            predicted = model.predict(data.x_test, batch_size=4096, verbose=0)
         written.append(plots.predicted_vs_true(data.y_test, predicted, out / "predicted_vs_true.png",
                                                title=config.name))
         return written
