@@ -117,13 +117,14 @@ class Training(Strict):
     tensorboard: bool = Field(False, description="write TensorBoard logs into the run folder")
     # Performance levers (bench/ measures them; BENCHMARKS.md has the figures). None changes what is
     # computed beyond floating-point rounding and the order of the shuffled batches.
-    input_pipeline: Literal["auto", "tf_data", "device", "fused", "arrays"] = Field(
-        "auto", description="how the arrays reach training and evaluation: tf_data, a tf.data pipeline over "
-                            "tensors made once (no copy of the arrays per fit or evaluate, no autotuning "
-                            "threads; TensorFlow); device, the arrays put on the device once and each epoch "
-                            "run as one compiled call (JAX; steps_per_execution does not apply); arrays, "
-                            "Keras's own path for NumPy arrays; auto: tf_data on TensorFlow, device on JAX "
-                            "(arrays when jit_compile is false or the arrays would not fit the device's "
+    input_pipeline: Literal["auto", "fused", "tf_data", "device", "arrays"] = Field(
+        "auto", description="how the arrays reach training and evaluation: fused, the arrays made device tensors "
+                            "once and many epochs (with their validation) run in one compiled call, about a "
+                            "second's worth, their logs replayed to the callbacks (TensorFlow, JAX); tf_data, a "
+                            "tf.data pipeline over tensors made once, one epoch per fit call (TensorFlow); "
+                            "device, the arrays put on the device once and each epoch one compiled call (JAX); "
+                            "arrays, Keras's own path for NumPy arrays; auto: fused on TensorFlow and JAX "
+                            "(arrays on JAX when jit_compile is false or the arrays would not fit the device's "
                             "memory), arrays on PyTorch")
     steps_per_execution: Union[Annotated[int, Field(ge=1, le=MAX_STEPS_PER_EXECUTION)], Literal["auto"]] = Field(
         "auto", description="training steps run in one call into the backend: fewer round trips through "

@@ -110,7 +110,7 @@ def test_train_on_each_installed_backend_records_it_in_env_json(name, cli, write
     assert set(env["gpus"]) <= set(env["devices"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 2
-    assert metrics["input_pipeline"] == {"tensorflow": "tf_data", "jax": "device", "torch": "arrays"}[name]
+    assert metrics["input_pipeline"] == {"tensorflow": "fused", "jax": "fused", "torch": "arrays"}[name]
     assert "backend: " + name in (run / "config.yaml").read_text()
 
 

@@ -124,14 +124,15 @@ def test_train_and_kfold_on_jax_use_the_device_loop(write_config, tmp_path):
     path = write_config(SPIRAL)
     runs = tmp_path / "runs"
     done = run_nnlab("train", path, "--backend", "jax", "--runs-dir", runs, "--set", "training.batch_size=16",
-                     "--quiet", env={"KERAS_BACKEND": ""}, timeout=600)
+                     "--set", "training.input_pipeline=device", "--quiet", env={"KERAS_BACKEND": ""}, timeout=600)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((only_run(runs) / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["input_pipeline"] == "device"
     assert metrics["epochs_run"] == 5 and 0.0 <= metrics["train"]["accuracy"] <= 1.0
     folds = tmp_path / "folds"
     done = run_nnlab("kfold", path, "--backend", "jax", "--runs-dir", folds, "--set", "kfold.k=2",
-                     "--set", "training.batch_size=16", "--quiet", env={"KERAS_BACKEND": ""}, timeout=600)
+                     "--set", "training.batch_size=16", "--set", "training.input_pipeline=device", "--quiet",
+                     env={"KERAS_BACKEND": ""}, timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads((only_run(folds) / "kfold.json").read_text())
     assert [(f["status"], f["epochs_run"]) for f in result["folds"]] == [("completed", 5)] * 2
@@ -146,7 +147,7 @@ from nnlab.train import run as training
 from nnlab.config import config_from_text
 from nnlab.interrupts import Interrupted
 
-text = {SPIRAL!r}.replace("epochs: 5", "epochs: 6") + "backend: jax\\n"
+text = {SPIRAL!r}.replace("epochs: 5", "epochs: 6, input_pipeline: device") + "backend: jax\\n"
 
 def stop_at_3(done, epochs, logs, seconds):
     if done == 3:

@@ -53,10 +53,11 @@ def test_batches_without_shuffle_and_slices_keep_the_order():
 
 def test_pipeline_and_steps_per_execution_follow_the_backend():
     config = config_from_text(SPIRAL)
-    assert pipeline(config, "tensorflow") == "tf_data"
-    assert pipeline(config, "jax") == "device" and pipeline(config, "torch") == "arrays"
+    assert pipeline(config, "tensorflow") == pipeline(config, "jax") == "fused"
+    assert pipeline(config, "torch") == "arrays"
     no_jit = config_from_text(SPIRAL, overrides=["training.jit_compile=false"])
-    assert pipeline(no_jit, "jax") == "arrays", "the device loop is a compiled loop"
+    assert pipeline(no_jit, "jax") == "arrays", "the fused loop is a compiled loop"
+    assert pipeline(no_jit, "tensorflow") == "fused", "on TensorFlow the fused loop runs without XLA too"
     assert steps_per_execution(config, "tensorflow") == steps_per_execution(config, "jax") == AUTO_STEPS_PER_EXECUTION
     assert steps_per_execution(config, "torch") == 1
     assert steps_per_execution(config_from_text(SPIRAL, overrides=["training.steps_per_execution=5"]), "jax") == 5
@@ -90,7 +91,7 @@ def test_a_device_feed_that_would_not_fit_the_device_uses_the_arrays(monkeypatch
 
 
 @pytest.mark.parametrize("override, message", [
-    ("training.input_pipeline=fast", "'auto', 'tf_data', 'device' or 'arrays'"),
+    ("training.input_pipeline=fast", "'auto', 'fused', 'tf_data', 'device' or 'arrays'"),
     ("training.steps_per_execution=0", "whole number from 1"),
     ("training.steps_per_execution=2.5", "whole number from 1"),
     ("training.jit_compile=maybe", "true, false or auto"),

@@ -273,7 +273,7 @@ def test_input_pipeline_arrays_is_what_folds_train_with(monkeypatch, tmp_path):
     dataset = load_dataset(config)
     train_rows, val_rows = kfolds.fold_indices(len(dataset.y_train), 3)[0]
     fast = kfolds.train_fold(config, dataset, 0, 3, train_rows, val_rows, config.seed)
-    assert fast.execution["input_pipeline"] == "tf_data"
+    assert fast.execution["input_pipeline"] == "fused"
 
     def no_tf_data(*args, **kwargs):
         raise AssertionError("tf.data used when input_pipeline is arrays")

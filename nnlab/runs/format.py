@@ -112,6 +112,7 @@ class RunMetrics:
         status: see :class:`Status`; ``message`` says why when not completed.
         started, finished: ISO times (UTC).
         wall_time_s: seconds of training and recording.
+        fit_time_s: seconds of the fit alone (``nnlab train``; a resumed run adds its fits).
         epochs_planned, epochs_run: epochs asked for and finished.
         params: the model's parameter count.
         train_rows, validation_rows, test_rows: rows of each part.
@@ -146,6 +147,7 @@ class RunMetrics:
     started: str | None = None
     finished: str | None = None
     wall_time_s: float | None = None
+    fit_time_s: float | None = None
     epochs_planned: int = 0
     epochs_run: int = 0
     params: int | None = None

@@ -10,7 +10,9 @@ pass is a small tf.data pipeline over them: row indices, shuffled anew every epo
 as fit's own shuffle does, batched, gathered, prefetched, with autotuning off.
 ``training.steps_per_execution`` runs many steps per call into the backend. On
 JAX, ``device`` (:mod:`nnlab.train.device_loop`) puts the arrays on the device once and
-runs each epoch as one compiled call.
+runs each epoch as one compiled call. ``fused`` (:mod:`nnlab.train.fused`, the default on
+TensorFlow and JAX) makes them device tensors once and runs many epochs, with their
+validation, per compiled call.
 
 The batches hold the same rows as Keras's (every row once per epoch, the last
 batch partial); only the order of the shuffled rows differs.
@@ -36,7 +38,8 @@ def pipeline(config: Config, backend: str) -> str:
     chosen = config.training.input_pipeline
     jit_off = config.training.jit_compile is False
     if chosen == "auto":
-        return {"tensorflow": "tf_data", "jax": "arrays" if jit_off else "device"}.get(backend, "arrays")
+        # fused was never slower than tf_data or device in bench/ (BENCHMARKS.md), and much faster for many short epochs.
+        return {"tensorflow": "fused", "jax": "arrays" if jit_off else "fused"}.get(backend, "arrays")
     if chosen == "fused" and (backend not in ("tensorflow", "jax") or (backend == "jax" and jit_off)):
         reason = f"this run uses {backend}" if backend != "jax" else "training.jit_compile is false"
         raise config.error(("training", "input_pipeline"),

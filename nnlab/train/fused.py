@@ -200,10 +200,12 @@ class _TensorFlowChunks:
             """Run ``step`` over the rows in ``size``-row batches (``order``: None = as they are)."""
             whole, rest = count_rows // size, count_rows % size
 
+            every_row = tf.range(count_rows) if order is None else order
+
             def batch(start, length):
                 if order is None and length == count_rows:
                     return data
-                index = tf.range(start, start + length) if order is None else order[start:start + length]
+                index = tf.slice(every_row, [start], [length])  # a static length: XLA compiles it as well
                 return tuple(tf.gather(a, index) for a in data)
 
             return whole, rest, batch
@@ -225,7 +227,8 @@ class _TensorFlowChunks:
 
         def epoch_logs(epoch):
             model.reset_metrics()
-            order = (tf.random.experimental.stateless_shuffle(tf.range(rows), seed=tf.stack([seed, epoch]))
+            # A shuffle XLA can compile too (it has no StatelessShuffle kernel): rank random keys.
+            order = (tf.argsort(tf.random.stateless_uniform((rows,), seed=tf.stack([seed, epoch])))
                      if shuffle else None)
             run_steps(train_step, (x, y), rows, order)
             values = list(model.get_metrics_result().values())
@@ -238,7 +241,7 @@ class _TensorFlowChunks:
         def chunk(first_epoch, count, best, has_best, wait):
             rule = self.rule  # fixed for the fit: traced in, so a fit without one runs none of its ops
 
-            def body(e, logs, best, has_best, wait, improved_at):
+            def body(e, ran, logs, best, has_best, wait, improved_at):
                 epoch = first_epoch + e
                 row = epoch_logs(epoch)
                 logs = logs.write(e, row)
@@ -258,28 +261,31 @@ class _TensorFlowChunks:
                     improved_at = tf.where(improved, e, improved_at)
                     patience_over = tf.logical_and(wait >= rule.patience, epoch > 0)
                     stop = tf.logical_or(stop, tf.logical_and(tf.logical_not(improved), patience_over))
-                return tf.where(stop, count, e + 1), logs, best, has_best, wait, improved_at
+                return tf.where(stop, count, e + 1), e + 1, logs, best, has_best, wait, improved_at
 
-            logs = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=(len(self.names),))
-            _, logs, _, _, _, improved_at = tf.while_loop(
-                lambda e, *_: e < count, body, (tf.constant(0), logs, best, has_best, wait, tf.constant(-1)))
-            return logs.stack(), improved_at
+            # A fixed size, which XLA needs; the rows past the epochs run are left out by the caller.
+            logs = tf.TensorArray(tf.float32, size=capacity, element_shape=(len(self.names),))
+            _, ran, logs, _, _, _, improved_at = tf.while_loop(
+                lambda e, *_: e < count, body,
+                (tf.constant(0), tf.constant(0), logs, best, has_best, wait, tf.constant(-1)))
+            return logs.stack(), ran, improved_at
 
-        self.chunk = tf.function(chunk, autograph=False, reduce_retracing=True)
+        # XLA when the config asks for it (on this CPU it is slower: bench/bench_kfold.py).
+        self.chunk = tf.function(chunk, autograph=False, reduce_retracing=True, jit_compile=model.jit_compile is True)
 
     def run(self, first_epoch: int, count: int, stopper: Any):
         """Run the chunk; returns ``(per-epoch log rows, best weights or None)``."""
         import tensorflow as tf
 
         best = getattr(stopper, "best", None)
-        logs, improved_at = self.chunk(tf.constant(first_epoch), tf.constant(count),
+        logs, ran, improved_at = self.chunk(tf.constant(first_epoch), tf.constant(count),
                                        tf.constant(0.0 if best is None else best, tf.float32),
                                        tf.constant(best is not None), tf.constant(int(getattr(stopper, "wait", 0) or 0)))
         best_weights = None
         rule = self.rule
         if rule is not None and rule.keep_best and int(improved_at) >= 0:
             best_weights = [b.numpy() for b in self.best]
-        return logs.numpy(), best_weights
+        return logs.numpy()[:int(ran)], best_weights
 
     def finish(self) -> None:
         """Nothing to write back: the loop trained the model's own variables."""
@@ -330,28 +336,29 @@ class _JaxChunks:
             logs, state = step(state, batch(last))
             return logs, state
 
-        def epoch_logs(state, epoch):
+        def epoch_logs(state, epoch, data, val, metrics_reset):
             trainable, non_trainable, optimizer, _ = state
             order = jax.random.permutation(jax.random.fold_in(key, epoch), rows) if shuffle else None
-            logs, state = run_steps(model.train_step, (trainable, non_trainable, optimizer, self.metrics_reset),
+            logs, state = run_steps(model.train_step, (trainable, non_trainable, optimizer, metrics_reset),
                                     data, rows, order)
             values = list(logs.values())
             if val is not None:
                 trainable, non_trainable, optimizer, _ = state
-                val_logs, (_, _, metrics) = run_steps(model.test_step, (trainable, non_trainable, self.metrics_reset),
+                val_logs, (_, _, metrics) = run_steps(model.test_step, (trainable, non_trainable, metrics_reset),
                                                       val, int(val[0].shape[0]), None)
                 state = (trainable, non_trainable, optimizer, metrics)
                 values += list(val_logs.values())
             return state, jnp.stack([jnp.asarray(v, jnp.float32) for v in values])
 
-        def chunk(state, first_epoch, count, best, has_best, wait):
+        # The arrays are arguments, not constants of the compiled code (which would copy them into it).
+        def chunk(state, data, val, metrics_reset, first_epoch, count, best, has_best, wait):
             rule = self.rule  # fixed for the fit: traced in, so a fit without one runs none of its ops
             weights = [state[g][i] for g, i in self.weight_places] if rule is not None and rule.keep_best else []
 
             def body(carry):
                 e, ran, state, logs, best, has_best, wait, best_weights, improved_at = carry
                 epoch = first_epoch + e
-                state, row = epoch_logs(state, epoch)
+                state, row = epoch_logs(state, epoch, data, val, metrics_reset)
                 logs = logs.at[e].set(row)
                 stop = ~jnp.all(jnp.isfinite(row[:1]))  # the loss comes first
                 if rule is not None:
@@ -377,6 +384,7 @@ class _JaxChunks:
             return state, logs, ran, best_weights, improved_at
 
         self.chunk = jax.jit(chunk)
+        self.arrays = (data, val, self.metrics_reset)
         self.state = _state(model, optimizer=True)
 
     def run(self, first_epoch: int, count: int, stopper: Any):
@@ -386,7 +394,7 @@ class _JaxChunks:
         best = getattr(stopper, "best", None)
         rule = self.rule
         self.state, logs, ran, best_weights, improved_at = self.chunk(
-            self.state, jnp.int32(first_epoch), jnp.int32(count),
+            self.state, *self.arrays, jnp.int32(first_epoch), jnp.int32(count),
             jnp.float32(0.0 if best is None else best), jnp.bool_(best is not None),
             jnp.int32(int(getattr(stopper, "wait", 0) or 0)))
         from nnlab.train.device_loop import _assign

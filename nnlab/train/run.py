@@ -188,8 +188,10 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
         fitting = Fit(config, model, data, seed=config.seed, report=report, history_path=run.file(runfile.HISTORY),
                       history=history, tensorboard_dir=run.path / runfile.TENSORBOARD, keep_last_epoch=True)
         _record_execution(metrics, fitting)
+        fit_clock = time.perf_counter()
         exit_code = run_stage(run, metrics, lambda: fitting.run(initial_epoch),
                               stopped=lambda: f"after {fitting.epochs_done} epochs")
+        metrics.fit_time_s = round(float(metrics.fit_time_s or 0) + time.perf_counter() - fit_clock, 3)
         _record_execution(metrics, fitting)
         if exit_code == 0 and fitting.diverged_at is not None:
             metrics.end(Status.DIVERGED, divergence_message(fitting.diverged_at))
