@@ -24,7 +24,13 @@ Data: ``--data-dir`` (or NNLAB_DATA_DIR) holding boston_housing.npz (build the
 real one with bench/make_boston_npz.py); without one a Boston-shaped synthetic
 set (506 x 13) is generated: the timings hold, the MAEs are not Boston's.
 
-Usage: python bench/bench_kfold.py [--data-dir DIR] [--repeat N] [--leak]
+(d) with ``--long``: the lesson's 500-epoch listing that validates every epoch (the one
+    its smoothed MAE plot comes from) against ``nnlab kfold boston --epochs 500``
+    (target: at most 0.1).
+Every part also prints the floor (bench/floor.py): the folds' arithmetic at this
+machine's measured matmul rate.
+
+Usage: python bench/bench_kfold.py [--data-dir DIR] [--repeat N] [--leak] [--long]
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import floor
 
 NNLAB = [sys.executable, "-m", "nnlab"]
 REPO = Path(__file__).resolve().parent.parent
@@ -154,6 +162,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command; the fastest counts")
     parser.add_argument("--leak", action="store_true", help="also measure the normalization leak (c)")
     parser.add_argument("--leak-seeds", default="0,1,2")
+    parser.add_argument("--long", action="store_true",
+                        help="also the lesson's 500-epoch listing that validates every epoch (d), about 4 minutes")
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="nnlab-bench-kfold-") as tmp:
@@ -177,6 +187,11 @@ def main() -> None:
         default = best_of([nnlab_kfold(data, runs) for _ in range(options.repeat)])
         hundred = best_of([nnlab_kfold(data, runs, "--epochs", "100") for _ in range(options.repeat)])
         two = best_of([nnlab_kfold(data, runs, "--epochs", "100", "--jobs", "2") for _ in range(options.repeat)])
+        final = best_of([nnlab_kfold(data, runs, "--epochs", "100", "--final") for _ in range(options.repeat)])
+        # 4 folds of 303 training and 101 validation rows, then the final model on all 404.
+        bound = floor.measure(str(REPO / "configs" / "boston.yaml"), (13,), 303, 101)
+        final_bound = floor.measure(str(REPO / "configs" / "boston.yaml"), (13,), 404, 0)
+        floor_100 = 100 * (4 * bound["floor_s"] + final_bound["floor_s"])
 
         print("(a) the lesson's loop against nnlab kfold boston")
         rows.append(("lesson loop, 100 epochs, evaluate once per fold", plain[0], plain[1][0]["mean_val_mae"]))
@@ -190,6 +205,13 @@ def main() -> None:
             print(f"  ratio nnlab default / lesson ({label}): {default[0] / reference:.2f}   "
                   f"--epochs 100 / lesson ({label}): {hundred[0] / reference:.2f}   (target <= 0.5)")
 
+        print(f"  nnlab kfold boston --epochs 100 --final: {final[0]:.2f} s end to end ({final[1]['wall_time_s']:.2f} s "
+              f"in the run, {final[1]['input_pipeline']}), mean val MAE {final[1]['validation']['mae']:.3f}; "
+              f"/ lesson (evaluate once): {final[0] / plain[0]:.2f}   (target <= 0.2)")
+        print(f"  {floor.describe({**bound, 'epoch_gflop': floor_100 * bound['matmul_gflops'], 'floor_s': floor_100})}"
+              f" for the 4 x 100 epochs and the final model's 100; in the run / floor = "
+              f"{final[1]['wall_time_s'] / floor_100:,.0f}")
+
         print("\n(b) nnlab kfold boston --epochs 100: --jobs 2 against --jobs 1")
         print(f"  --jobs 1: {hundred[0]:6.2f} s end to end, {hundred[1]['wall_time_s']:6.2f} s in the run")
         print(f"  --jobs 2: {two[0]:6.2f} s end to end, {two[1]['wall_time_s']:6.2f} s in the run")
@@ -200,6 +222,17 @@ def main() -> None:
               f"one process imports TensorFlow whatever --jobs says, so this part bounds the end-to-end ratio")
         same = two[1]["validation"] == hundred[1]["validation"]
         print(f"  same mean validation metrics: {same} ({two[1]['validation']} / {hundred[1]['validation']})")
+
+        if options.long:
+            print("\n(d) the lesson's 500-epoch listing, validation_data every epoch (its smoothed MAE curve)")
+            long_lesson = lesson(data, 500, per_epoch=True)
+            long_nnlab = nnlab_kfold(data, runs, "--epochs", "500")
+            print(f"  lesson: {long_lesson[0]:.2f} s, mean val MAE {long_lesson[1][0]['mean_val_mae']:.3f}")
+            print(f"  nnlab kfold boston --epochs 500: {long_nnlab[0]:.2f} s ({long_nnlab[1]['wall_time_s']:.2f} s in "
+                  f"the run), mean val MAE {long_nnlab[1]['validation']['mae']:.3f}; / lesson: "
+                  f"{long_nnlab[0] / long_lesson[0]:.2f}   (target <= 0.1)")
+            print(f"  floor of the 4 x 500 epochs: {500 * 4 * bound['floor_s']:.4f} s; in the run / floor = "
+                  f"{long_nnlab[1]['wall_time_s'] / (500 * 4 * bound['floor_s']):,.0f}")
 
         if options.leak:
             print(f"\n(c) the lesson's normalization leak: mean val MAE per seed ({options.leak_seeds}), 100 epochs")

@@ -38,7 +38,8 @@ def test_kfold_honours_tensorboard_the_input_pipeline_and_steps_per_execution(cl
         assert events, f"fold {fold} wrote no TensorBoard events"
     # The same levers on tf_data: steps per execution is the largest divisor of the epoch's steps up to it.
     runs2 = tmp_path / "runs2"
-    result = cli("kfold", path, "--runs-dir", runs2, "--quiet", "--set", "training.steps_per_execution=4")
+    result = cli("kfold", path, "--runs-dir", runs2, "--quiet", "--set", "training.steps_per_execution=4",
+                 "--set", "training.input_pipeline=tf_data")
     assert result.exit_code == 0, result.output
     metrics = _metrics(only_run(runs2))
     assert metrics["input_pipeline"] == "tf_data" and metrics["steps_per_execution"] == 3  # 6 steps: 3 <= 4

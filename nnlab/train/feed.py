@@ -179,7 +179,7 @@ class Feed:
             return fused.fit(model, x, y, batch_size=self.size, epochs=epochs, validation_data=validation,
                              shuffle=shuffle, seed=seed, callbacks=callbacks, chunk_callbacks=chunk_callbacks,
                              stopper=stopper, initial_epoch=initial_epoch, timing=self)
-        callbacks = [*callbacks, *chunk_callbacks]
+        callbacks = [*chunk_callbacks, *callbacks]  # before the ones that may stop training at this epoch
         if self.kind == "device":
             from nnlab.train import device_loop
 
