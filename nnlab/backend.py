@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import os
 import sys
+from typing import Any, Iterator
 
 DEFAULT_BACKEND = "tensorflow"
 
@@ -109,6 +110,39 @@ def _quiet_stderr():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def tensorflow_hidden() -> Iterator[None]:
+    """On JAX and PyTorch, Keras's optional uses of TensorFlow see it as not installed, within the block.
+
+    ``keras.utils.set_random_seed`` seeds TensorFlow whenever it is installed, and saving a
+    model checks its values against TensorFlow's types; asking whether it is installed imports
+    it, 3 s of a short run on those backends, which use no TensorFlow. (Keras's own layers
+    that need it still import it; outside the block nothing changes.)
+    """
+    lazy = None
+    if keras().backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        try:
+            from keras.src.utils import module_utils
+
+            lazy = getattr(module_utils, "tensorflow", None)
+        except ImportError:
+            lazy = None
+    if lazy is None or not hasattr(lazy, "_available"):
+        yield
+        return
+    saved, lazy._available = lazy._available, False
+    try:
+        yield
+    finally:
+        lazy._available = saved
+
+
+def save_model(model: Any, path: Any) -> None:
+    """``model.save(path)``, without importing TensorFlow on the other backends."""
+    with tensorflow_hidden():
+        model.save(path)
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops.
 
@@ -120,7 +154,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
             for the process.
     """
     keras_module = keras()
-    with _quiet_stderr():  # on JAX and PyTorch, Keras imports TensorFlow here (when installed) to seed it too
+    with tensorflow_hidden():
         keras_module.utils.set_random_seed(seed)
     if deterministic and keras_module.backend.backend() == "tensorflow":
         import tensorflow as tf

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from nnlab.backend import save_model
 from nnlab.baselines import baseline
 from nnlab.config import Config
 from nnlab.errors import RunWriteError
@@ -132,7 +133,7 @@ def record_results(config: Config, model: Any, data: PreparedData, feed: Feed, r
         metrics.best = best_epoch(history, best_monitor, metrics.directions)
     metrics.baseline = baseline(data.dataset.task, data.x_train, data.y_train, data.x_test, data.y_test,
                                 seed=config.seed)
-    model.save(run.file(runfile.MODEL))
+    save_model(model, run.file(runfile.MODEL))
     predicted, diagnostics = None, {}
     metrics.per_class = metrics.confused_pairs = metrics.roc_auc = metrics.diagnostics_error = None
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlab.backend import keras, seed_everything, use_backend
+from nnlab.backend import keras, save_model, seed_everything, use_backend
 from nnlab.config import Config
 from nnlab.datasets.loading import load_dataset
 from nnlab.environment import environment
@@ -210,7 +210,7 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
                 metrics.checkpoint_epoch = None
         if metrics.status is not Status.COMPLETED and fitting.last_epoch.restore(model):
             # The last whole epoch, with its optimizer state: what `nnlab train --resume` starts from.
-            model.save(run.file(runfile.CHECKPOINT))
+            save_model(model, run.file(runfile.CHECKPOINT))
             metrics.checkpoint_epoch = fitting.last_epoch.epoch
         metrics.wall_time_s = round(previous_seconds + time.perf_counter() - clock, 3)
         metrics.finished = utc_now().isoformat(timespec="seconds")
