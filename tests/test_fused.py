@@ -214,8 +214,9 @@ def test_train_and_kfold_record_the_fused_pipeline(write_config, tmp_path):
                                        "epochs: 30, batch_size: full, input_pipeline: fused, "
                                        "early_stopping: {monitor: val_loss, patience: 2}, validation_split: 0.2"))
     runs = tmp_path / "runs"
-    done = run_nnlab("train", path, "--runs-dir", runs, "--quiet")
+    done = run_nnlab("train", path, "--runs-dir", runs, "--quiet", "--set", "training.tensorboard=true")
     assert done.returncode == 0, done.stderr
+    assert list((only_run(runs) / "tensorboard").rglob("events.out.tfevents.*")), "TensorBoard sees the epochs"
     metrics = json.loads((only_run(runs) / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["input_pipeline"] == "fused"
     assert metrics["epochs_per_call"] >= 1 and metrics["jit_compile"] is False

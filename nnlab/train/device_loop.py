@@ -144,8 +144,11 @@ def _compiled_epochs(model: Any):
 
 def _build(model: Any, x: np.ndarray, y: np.ndarray) -> None:
     """Create what fit creates before its first step: the compiled metrics (and loss
-    tracker) by one evaluate of a batch, and the optimizer's variables."""
-    model.evaluate(x, y, batch_size=len(x), verbose=0)
+    tracker) by one evaluate of a batch, unless a check of the model already built them
+    (:func:`nnlab.model.check_on_rows`: one compilation fewer), and the optimizer's variables."""
+    parts = [getattr(model, name, None) for name in ("_compile_metrics", "_compile_loss")]
+    if not (model.built and all(part is None or getattr(part, "built", False) for part in parts)):
+        model.evaluate(x, y, batch_size=len(x), verbose=0)
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.reset_metrics()
