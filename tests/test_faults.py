@@ -34,7 +34,8 @@ def stop_at(epoch: int):
 def test_interrupted_run_keeps_a_checkpoint_and_resumes_to_the_end(tmp_path, cli):
     from nnlab.train import run as training
 
-    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 6"), "exp.yaml")
+    # One epoch per call, so the stop falls between epochs (a fused fit stops at its chunk's end: test_fused.py).
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 6, input_pipeline: tf_data"), "exp.yaml")
     result = training.train(config, runs_dir=tmp_path, report=stop_at(3))
     run = result.run.path
     assert result.exit_code == 130

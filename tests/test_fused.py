@@ -182,27 +182,36 @@ def test_ctrl_c_during_a_chunk_stops_at_its_end_and_resumes_to_the_same_run(tmp_
 import json, os, signal
 from nnlab.train import fused, run as training
 from nnlab.config import config_from_text
+from nnlab.interrupts import Interrupted
 
 fused.next_chunk = lambda epochs, seconds: 3  # chunks: epoch 1, 2-4, 5-7, 8-10
 text = {SPIRAL!r}.replace("epochs: 5, batch_size: full", "epochs: 10, batch_size: 40, input_pipeline: fused")
 text += "backend: {backend}\\n"
 
-def stop_at_3(done, epochs, logs, seconds):
+def signal_at_3(done, epochs, logs, seconds):
     if done == 3:
         os.kill(os.getpid(), signal.SIGINT)
 
+def raise_at_3(done, epochs, logs, seconds):
+    if done == 3:
+        raise Interrupted(signal.SIGINT)
+
 whole = training.train(config_from_text(text, "exp.yaml"), runs_dir={str(tmp_path / "whole")!r})
 stopped = training.train(config_from_text(text, "exp.yaml"), runs_dir={str(tmp_path / "stopped")!r},
-                         report=stop_at_3)
+                         report=signal_at_3)
+raised = training.train(config_from_text(text, "exp.yaml"), runs_dir={str(tmp_path / "raised")!r},
+                        report=raise_at_3)
 stopped_metrics = dict(stopped.metrics)
 resumed = training.resume(stopped.run.path)
 print(json.dumps({{"stopped": [stopped.exit_code, stopped_metrics["status"], stopped_metrics["epochs_run"],
                                stopped_metrics["checkpoint_epoch"]],
+                   "raised": [raised.exit_code, raised.metrics["status"], raised.metrics["epochs_run"],
+                              raised.metrics["checkpoint_epoch"]],
                    "resumed": [resumed.exit_code, resumed.metrics["status"], resumed.metrics["epochs_run"],
                                resumed.metrics["input_pipeline"], resumed.metrics["epochs_per_call"]],
                    "loss": [whole.history["loss"], resumed.history["loss"]]}}))
 """, backend, tmp_path)
-    assert out["stopped"] == [130, "interrupted", 4, 4]
+    assert out["stopped"] == out["raised"] == [130, "interrupted", 4, 4]
     assert out["resumed"] == [0, "completed", 10, "fused", 3]
     whole, resumed = out["loss"]
     np.testing.assert_allclose(resumed, whole, rtol=1e-5)  # shuffled batches repeat: the order is (seed, epoch)'s

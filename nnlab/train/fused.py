@@ -116,7 +116,7 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int,
         The fit's ``keras.callbacks.History``.
     """
     from nnlab.backend import keras
-    from nnlab.interrupts import signals_deferred
+    from nnlab.interrupts import Interrupted, signals_deferred
 
     k = keras()
     rows = int(x.shape[0])
@@ -146,19 +146,23 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int,
         if timing is not None:
             timing.epoch_seconds = seconds / len(rows_of_logs)
             timing.epochs_per_call = max(timing.epochs_per_call or 0, count)
+        stop: Interrupted | None = None
         with signals_deferred():  # a stop takes effect at the chunk's end, where the weights are
             for row in rows_of_logs:
                 # In sorted order, as Keras's fit hands them to callbacks (history.csv's columns).
                 logs = dict(sorted(zip(runner.names, row.tolist())))
                 train_logs = {name: logs[name] for name in train_names}
-                for callback in each:
-                    callback.on_epoch_begin(epoch)
-                for callback in each:
-                    callback.on_train_batch_begin(0)
-                for callback in each:
-                    callback.on_train_batch_end(steps - 1, train_logs)
-                for callback in each:
-                    callback.on_epoch_end(epoch, logs)
+                try:
+                    for callback in each:
+                        callback.on_epoch_begin(epoch)
+                    for callback in each:
+                        callback.on_train_batch_begin(0)
+                    for callback in each:
+                        callback.on_train_batch_end(steps - 1, train_logs)
+                    for callback in each:
+                        callback.on_epoch_end(epoch, logs)
+                except Interrupted as err:  # raised by a callback: held to the chunk's end, as a signal is
+                    stop = stop or err
                 epoch += 1
                 if model.stop_training:
                     break
@@ -166,6 +170,8 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int,
                 # The replay kept the chunk's last weights as "best"; the loop kept the best epoch's.
                 stopper.best_weights = best_weights
             chunk_list.on_epoch_end(epoch - 1, logs)
+        if stop is not None:
+            raise stop
         chunk = next_chunk(len(rows_of_logs), seconds)
     runner.finish()
     chunk_list.on_train_end(logs)
@@ -192,7 +198,9 @@ class _TensorFlowChunks:
         _build(model, x[:size], y[:size])
         self.names = _log_names(model, validation is not None)
         self.rule = StopRule.of(stopper, self.names)
-        self.best = [tf.Variable(w, trainable=False) for w in model.weights]
+        # Where the loop keeps the best epoch's weights (restore_best_weights only).
+        keep = self.rule is not None and self.rule.keep_best
+        self.best = [tf.Variable(w, trainable=False) for w in model.weights] if keep else []
         rows, seed = int(x.shape[0]), int(seed)
         val = None if validation is None else tuple(a if tf.is_tensor(a) else tf.constant(a) for a in validation)
 
@@ -299,7 +307,7 @@ class _JaxChunks:
         import jax
         import jax.numpy as jnp
 
-        from nnlab.train.device_loop import _build, _state
+        from nnlab.train.device_loop import _build
 
         self.model = model
         _build(model, x[:size], y[:size])
@@ -385,7 +393,6 @@ class _JaxChunks:
 
         self.chunk = jax.jit(chunk)
         self.arrays = (data, val, self.metrics_reset)
-        self.state = _state(model, optimizer=True)
 
     def run(self, first_epoch: int, count: int, stopper: Any):
         """Run the chunk; returns ``(per-epoch log rows, best weights or None)``."""
@@ -393,13 +400,16 @@ class _JaxChunks:
 
         best = getattr(stopper, "best", None)
         rule = self.rule
-        self.state, logs, ran, best_weights, improved_at = self.chunk(
-            self.state, *self.arrays, jnp.int32(first_epoch), jnp.int32(count),
+        from nnlab.train.device_loop import _state
+
+        state = _state(self.model, optimizer=True)  # read anew: a callback may have set the weights
+        state, logs, ran, best_weights, improved_at = self.chunk(
+            state, *self.arrays, jnp.int32(first_epoch), jnp.int32(count),
             jnp.float32(0.0 if best is None else best), jnp.bool_(best is not None),
             jnp.int32(int(getattr(stopper, "wait", 0) or 0)))
         from nnlab.train.device_loop import _assign
 
-        _assign(self.model, self.state, optimizer=True)
+        _assign(self.model, state, optimizer=True)
         kept = None
         if rule is not None and rule.keep_best and int(improved_at) >= 0:
             kept = [np.asarray(w) for w in best_weights]
