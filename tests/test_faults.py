@@ -185,7 +185,8 @@ def test_a_stop_signal_whose_exception_was_swallowed_still_stops_the_run(tmp_pat
             interrupts.raise_pending()  # the one above, raised again
         assert stop.value.exit_code == 143
         interrupts.raise_pending()  # raised once: nothing pending now
-    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 50"), "exp.yaml")
+    # One epoch per call, so the stop falls between epochs (a fused fit stops at its chunk's end: test_fused.py).
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 50, input_pipeline: tf_data"), "exp.yaml")
     result = training.train(config, runs_dir=tmp_path, report=swallow_a_signal_at(3))
     assert result.exit_code == 130
     metrics = json.loads((result.run.path / "metrics.json").read_text())
