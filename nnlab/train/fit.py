@@ -121,13 +121,15 @@ class Fit:
         """What ran: ``input_pipeline``, ``steps_per_execution`` and ``jit_compile`` (metrics.json records it).
 
         A device feed runs an epoch's steps in one compiled call, always with XLA; a fused feed
-        runs many epochs in one (``epochs_per_call``: the most it ran), with XLA on JAX only.
+        runs many epochs in one (``epochs_per_call``: the most it ran), with XLA on JAX, and on
+        TensorFlow when ``jit_compile`` is on.
         """
         if self.feed.kind == "device":
             return {"input_pipeline": "device", "steps_per_execution": self.feed.steps, "jit_compile": True}
         if self.feed.kind == "fused":
-            return {"input_pipeline": "fused", "steps_per_execution": self.feed.steps,
-                    "jit_compile": keras().backend.backend() == "jax", "epochs_per_call": self.feed.epochs_per_call}
+            xla = keras().backend.backend() == "jax" or getattr(self.model, "jit_compile", None) is True
+            return {"input_pipeline": "fused", "steps_per_execution": self.feed.steps, "jit_compile": xla,
+                    "epochs_per_call": self.feed.epochs_per_call}
         jit = getattr(self.model, "jit_compile", None)
         return {"input_pipeline": self.feed.kind,
                 "steps_per_execution": int(getattr(self.model, "steps_per_execution", 1) or 1),
