@@ -137,3 +137,24 @@ def test_importing_nnlab_and_the_cli_does_not_import_keras():
 
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="the jax backend needs the jax package")
+def test_jax_keeps_its_compiled_programs_and_a_second_run_loads_them(tmp_path):
+    """The second run of a config on JAX finds its programs in the cache instead of compiling them."""
+    import os
+    import subprocess
+
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "KERAS_BACKEND"}
+    env["XDG_CACHE_HOME"] = str(cache)
+    config = Path(__file__).resolve().parent.parent / "configs" / "spiral_mlp.yaml"
+    programs = []
+    for runs in ("first", "second"):
+        done = subprocess.run([sys.executable, "-m", "nnlab", "train", str(config), "--backend", "jax", "--runs-dir",
+                               str(tmp_path / runs), "--quiet", "--set", "training.epochs=3"],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        programs.append(sorted(p.name for p in (cache / "nnlab" / "jax").iterdir()))
+    assert programs[0], "the first run stored its compiled programs"
+    assert programs[1] == programs[0], "the second run compiled nothing new: it loaded them"
