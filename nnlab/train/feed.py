@@ -108,7 +108,8 @@ class Feed:
     Args:
         kind: ``tf_data``, ``device``, ``fused`` or ``arrays``.
         size: the batch size.
-        parts: name (train, validation) -> ``(x, y)``: tensors for tf_data, arrays otherwise.
+        parts: name (train, validation) -> ``(x, y)``: tensors for tf_data (and fused on TensorFlow),
+            arrays otherwise.
         repeat: many short epochs (k-fold's folds): one tf.data pipeline for every epoch instead of a
             new iterator per epoch (tf_data), with steps per execution the largest divisor of an
             epoch's steps up to the model's, so every epoch ends on a call's end; and validation
@@ -164,7 +165,7 @@ class Feed:
 
         Args:
             chunk_callbacks: callbacks that read the weights; a fused fit calls them at the end of each
-                chunk of epochs, the others fits with the rest, every epoch.
+                chunk of epochs, the other fits every epoch, with the rest.
             stopper: the ``keras.callbacks.EarlyStopping`` among ``callbacks`` (a fused fit applies its
                 rule inside the compiled loop), or None.
 
