@@ -205,9 +205,8 @@ class _TensorFlowChunks:
         val = None if validation is None else tuple(a if tf.is_tensor(a) else tf.constant(a) for a in validation)
 
         def batches(data, count_rows, order):
-            """Run ``step`` over the rows in ``size``-row batches (``order``: None = as they are)."""
+            """``(whole batches, rows left, batch(start, length))`` over the rows in ``order`` (None: as they are)."""
             whole, rest = count_rows // size, count_rows % size
-
             every_row = tf.range(count_rows) if order is None else order
 
             def batch(start, length):
