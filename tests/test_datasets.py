@@ -112,3 +112,63 @@ def test_npz_refuses_pickles_and_corrupt_files(tmp_path):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "objects.npz").read_bytes()[:40])
     with pytest.raises(DataError, match="corrupt or truncated|not a readable"):
         datasets.get("npz").load(path=str(tmp_path / "cut.npz"))
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": np.array([[1.0, 2.0], [np.nan, 1.0], [0.0, 1.0]]), "y": np.array([0, 1, 0])},
+     "array 'x' holds nan at row 1, column 0"),
+    ({"x": np.ones((3, 2)), "y": np.array([0.5, np.inf, 1.0])}, "array 'y' holds inf at row 1"),
+    ({"x": np.ones((3, 2, 2)), "y": np.zeros(3), "x_test": np.array([[[1.0, 2.0], [3.0, -np.inf]]]),
+      "y_test": np.zeros(1)}, r"array 'x_test' holds -inf at row 0, position \(1, 1\)"),
+    ({"x": np.array([["a", "b"], ["c", "d"]]), "y": np.zeros(2)}, "array 'x' holds strings; nnlab needs numbers"),
+    ({"x": np.ones((4, 3)), "y": np.zeros(4), "x_test": np.ones((2, 5)), "y_test": np.zeros(2)},
+     r"'x_test' rows have shape \(5,\) but 'x' rows have \(3,\)"),
+    ({"x": np.ones((4, 3)), "y": np.zeros(4), "x_test": np.ones((2, 3)), "y_test": np.zeros(3)},
+     "'x_test' has 2 rows but 'y_test' has 3"),
+    ({"x": np.ones((4, 3)), "y": np.zeros(4), "x_test": np.ones((2, 3))}, "has 'x_test' but no 'y_test'"),
+    ({"x": np.ones((4, 3)), "y": np.zeros(4), "y_test": np.zeros(2)}, "has 'y_test' but no 'x_test'"),
+    ({"x": np.float64(1.0), "y": np.zeros(4)}, "is a single value"),
+])
+def test_npz_data_that_cannot_be_right_is_refused_at_load(tmp_path, arrays, message):
+    """Each names the file, the array and the first bad row, before any run folder exists."""
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=message) as info:
+        datasets.get("npz").load(path=str(path))
+    assert "data.npz" in str(info.value)
+
+
+def test_npz_class_labels_may_be_strings(tmp_path):
+    np.savez(tmp_path / "labels.npz", x=np.arange(12, dtype="float32").reshape(6, 2),
+             y=np.array(["cat", "dog", "cat", "dog", "cat", "dog"]))
+    data = datasets.get("npz").load(path=str(tmp_path / "labels.npz"))
+    assert data.task == "binary" and data.class_names == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("body, line, message", [
+    ("1,2,0\n1,nan,1\n", 3, "column 'b' holds 'nan', which is not a finite number"),
+    ("1,2,0\n1e999,2,1\n", 3, "column 'a' holds '1e999', which is not a finite number"),
+    ("1,2,0.5\n1,2,-inf\n", 3, "the target column 'y' holds '-inf'"),
+])
+def test_csv_values_that_are_not_finite_are_refused_at_their_line(tmp_path, body, line, message):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b,y\n" + body)
+    with pytest.raises(DataError, match=message) as info:
+        datasets.get("csv").load(path=str(path), target="y")
+    assert info.value.line == line and "bad.csv" in str(info.value)
+
+
+def test_bad_data_exits_2_without_a_traceback_or_a_run_folder(cli, write_config, tmp_path):
+    data = tmp_path / "data.npz"
+    np.savez(data, x=np.ones((20, 3)), y=np.arange(20) % 2, x_test=np.ones((5, 4)), y_test=np.zeros(5))
+    path = write_config(f"""
+name: bad
+dataset: {{name: npz, path: {data}}}
+model: {{layers: [{{Dense: {{units: 2, activation: softmax}}}}]}}
+optimizer: sgd
+loss: sparse_categorical_crossentropy
+training: {{epochs: 1}}
+""")
+    result = cli("train", path, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "x_test" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

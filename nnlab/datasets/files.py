@@ -83,12 +83,20 @@ def csv_file(path: str, target: str, task: Task | None = None, test_size: TestSi
             if i == t:
                 continue
             try:
-                values.append(float(cell))
+                value = float(cell)
             except ValueError:
                 raise DataError(f"column '{header[i]}' holds '{cell}', expected a number",
                                 source=str(file), line=line_no) from None
+            if not np.isfinite(value):
+                raise DataError(f"column '{header[i]}' holds '{cell.strip()}', {NOT_FINITE}",
+                                source=str(file), line=line_no)
+            values.append(value)
+        target_cell = row[t].strip()
+        if target_cell.lower() in NON_FINITE_WORDS:
+            raise DataError(f"the target column '{target}' holds '{target_cell}', {NOT_FINITE}",
+                            source=str(file), line=line_no)
         features.append(values)
-        targets.append(row[t].strip())
+        targets.append(target_cell)
     x = np.asarray(features, dtype="float32")
     try:
         y = np.asarray([float(v) for v in targets])
@@ -120,6 +128,7 @@ def npz_file(path: str, task: Task | None = None, test_size: TestSize = 0.2, spl
     if missing:
         raise DataError(f"has arrays {sorted(arrays)}; needs 'x' and 'y' (and optionally 'x_test', "
                         "'y_test')", source=str(file))
+    check_arrays(file, arrays)
     x, y = arrays["x"], arrays["y"]
     if len(x) != len(y):
         raise DataError(f"'x' has {len(x)} rows but 'y' has {len(y)}", source=str(file))
@@ -136,6 +145,55 @@ def npz_file(path: str, task: Task | None = None, test_size: TestSize = 0.2, spl
     return Dataset(name=file.stem, task=task, x_train=x_train, y_train=y_train, x_test=x_test,
                    y_test=y_test, class_names=class_names,
                    image_shape=tuple(image_shape) if image_shape else None, source=str(file))
+
+
+#: The end of the message for a value that is NaN or infinite (a loss of NaN would say "diverged").
+NOT_FINITE = "which is not a finite number: fill or drop those rows before training"
+#: What Python's float() reads as NaN or infinity.
+NON_FINITE_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def check_arrays(file: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse arrays that cannot be right, naming the array and the first bad row.
+
+    Features (``x``, ``x_test``) must be numbers, finite, with the same shape per row in both
+    parts; targets (``y``, ``y_test``) finite when numeric (string class labels are fine);
+    the test part complete (both arrays) and as long in ``x_test`` as in ``y_test``.
+
+    Raises:
+        DataError: the file, the array, the row (and column) and what was found.
+    """
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        have, missing = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        raise DataError(f"has '{have}' but no '{missing}': give both arrays of the test part, or neither "
+                        "(then a test_size split is taken)", source=str(file))
+    for name in ("x", "y", "x_test", "y_test"):
+        if name not in arrays:
+            continue
+        array = arrays[name]
+        if array.ndim == 0:
+            raise DataError(f"array '{name}' is a single value, expected one row per example", source=str(file))
+        if array.dtype.kind not in "biuf" and (name.startswith("x") or array.dtype.kind not in "US"):
+            what = "strings" if array.dtype.kind in "US" else f"values of type {array.dtype}"
+            expected = "numbers" if name.startswith("x") else "numbers or class-label strings"
+            raise DataError(f"array '{name}' holds {what}; nnlab needs {expected} there", source=str(file))
+        if array.dtype.kind == "f":
+            bad = ~np.isfinite(array)
+            if bad.any():
+                where = np.argwhere(bad)[0]
+                inside = [int(i) for i in where[1:]]
+                place = f"row {where[0]}" + (f", column {inside[0]}" if len(inside) == 1 else
+                                             f", position {tuple(inside)}" if inside else "")
+                value = array[tuple(where)]
+                raise DataError(f"array '{name}' holds {value} at {place} (rows counted from 0), {NOT_FINITE}",
+                                source=str(file))
+    if "x_test" in arrays:
+        x, x_test, y_test = arrays["x"], arrays["x_test"], arrays["y_test"]
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(f"'x_test' rows have shape {x_test.shape[1:]} but 'x' rows have {x.shape[1:]}: both "
+                            "parts need the same features", source=str(file))
+        if len(x_test) != len(y_test):
+            raise DataError(f"'x_test' has {len(x_test)} rows but 'y_test' has {len(y_test)}", source=str(file))
 
 
 def read_npz(file: Path) -> dict[str, np.ndarray]:
