@@ -69,3 +69,43 @@ loss: sparse_categorical_crossentropy
 metrics: [accuracy]
 training: {epochs: 5, batch_size: full}
 """.lstrip()
+
+
+#: The start of a probe script (see :func:`run_probe`): 70 rows of 5 features in 3 classes, a small
+#: seeded classifier ``make()``, and ``weights(model)`` as JSON-ready lists. 70 rows in batches of 16:
+#: the last batch holds 6.
+PROBE_MODELS = """
+import json
+import numpy as np
+import keras
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(70, 5)).astype("float32")
+y = ((x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)).astype("int64")
+
+def make(dropout=0.0, learning_rate=0.1):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dropout(dropout), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+def weights(model):
+    return [w.tolist() for w in model.get_weights()]
+"""
+
+
+def run_probe(script: str, backend: str, tmp_path) -> dict:
+    """Run ``script`` in a subprocess on ``backend`` (this process's Keras is fixed to one); it prints
+    one JSON line, returned here."""
+    import json
+    import subprocess
+    import textwrap
+
+    path = tmp_path / f"probe_{backend}.py"
+    path.write_text(textwrap.dedent(script))
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "KERAS_BACKEND": backend})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

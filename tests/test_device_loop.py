@@ -7,50 +7,25 @@ Keras runs on TensorFlow); the pure parts run here.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from nnlab.train.device_loop import _batches
 
-from conftest import SPIRAL, only_run, run_nnlab
+from conftest import PROBE_MODELS, SPIRAL, only_run, run_nnlab, run_probe
 
 
 def run_on_jax(script: str, tmp_path) -> dict:
     """Run ``script`` with the JAX backend; it prints one JSON line, returned here."""
     pytest.importorskip("jax", reason="the jax backend needs the jax package")
-    path = tmp_path / "probe.py"
-    path.write_text(textwrap.dedent(script))
-    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "KERAS_BACKEND": "jax"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_probe(script, "jax", tmp_path)
 
 
-MODELS = """
-import json
-import numpy as np
-import keras
+MODELS = PROBE_MODELS + """
 from nnlab.train import device_loop
 
-rng = np.random.default_rng(0)
-x = rng.normal(size=(70, 5)).astype("float32")  # 70 rows in batches of 16: the last batch holds 6
-y = ((x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)).astype("int64")
 x_val, y_val = x[:20] + 0.1, y[:20]
-
-def make(dropout=0.0):
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dropout(dropout), keras.layers.Dense(3, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
-
-def weights(model):
-    return [w.tolist() for w in model.get_weights()]
 """
 
 

@@ -7,51 +7,20 @@ both backends' loops are held to the same comparisons with Keras's own fit.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from conftest import SPIRAL, only_run, run_nnlab
+from conftest import PROBE_MODELS, SPIRAL, only_run, run_nnlab, run_probe
 
 BACKENDS = ["tensorflow", pytest.param("jax", marks=pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("jax") is None, reason="the jax backend needs the jax package"))]
 
 
-def run_probe(script: str, backend: str, tmp_path) -> dict:
-    """Run ``script`` on ``backend``; it prints one JSON line, returned here."""
-    path = tmp_path / f"probe_{backend}.py"
-    path.write_text(textwrap.dedent(script))
-    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "KERAS_BACKEND": backend})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-MODELS = """
-import json
-import numpy as np
-import keras
+MODELS = PROBE_MODELS + """
 from nnlab.train import fused
 
-rng = np.random.default_rng(0)
-x = rng.normal(size=(70, 5)).astype("float32")  # 70 rows in batches of 16: the last batch holds 6
-y = ((x[:, 0] + x[:, 1] > 0).astype("int64") + (x[:, 2] > 1)).astype("int64")
 x_val, y_val = x[:20] * 3, y[:20]  # rows the model overfits, so validation loss turns up
-
-def make(dropout=0.0, learning_rate=0.1):
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dropout(dropout), keras.layers.Dense(3, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-def weights(model):
-    return [w.tolist() for w in model.get_weights()]
 
 def chunks_of(n):
     fused.next_chunk = lambda epochs, seconds: n
