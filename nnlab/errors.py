@@ -55,7 +55,20 @@ class RunNotFound(NnlabError):
     """A run folder, id or prefix that names no run."""
 
 
-class RunWriteError(NnlabError):
-    """The run folder cannot be written (read-only or full disk). The run is marked failed where possible."""
+class RunEnded(NnlabError):
+    """A run whose folder exists ended other than through its stages' own handling (a crash
+    between stages, a stop outside them); its folder records the status and the message.
+
+    Args:
+        exit_code: 1 for a failure, 130/143 for a stop.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, exit_code: int = 1, **where):
+        super().__init__(message, **where)
+        self.exit_code = exit_code
+
+
+class RunWriteError(RunEnded):
+    """The run folder cannot be written (read-only or full disk). The run is marked failed where possible."""

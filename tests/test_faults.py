@@ -18,7 +18,7 @@ from nnlab.errors import RunWriteError
 from nnlab.interrupts import Interrupted
 from nnlab.runs.folder import atomic_write
 
-from conftest import SPIRAL
+from conftest import SPIRAL, only_run
 
 
 def stop_at(epoch: int):
@@ -192,3 +192,92 @@ def test_a_stop_signal_whose_exception_was_swallowed_still_stops_the_run(tmp_pat
     metrics = json.loads((result.run.path / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and metrics["epochs_run"] == 3 and metrics["checkpoint_epoch"] == 3
     interrupts.raise_pending()  # the block is over: nothing left pending for later code
+
+
+def _injected(*args, **kwargs):
+    raise RuntimeError("injected fault")
+
+
+#: Every stage after the run folder exists, where a crash there lands, and what the run then says.
+#: (module[:class], attribute, command, fatal): a fatal fault fails the run; the others cost it only that part.
+STAGE_FAULTS = {
+    "fit": ("nnlab.train.fit:Fit", "run", "train", True),
+    "test evaluation": ("nnlab.train.feed:Feed", "evaluate", "train", True),
+    "baseline": ("nnlab.train.results", "baseline", "train", True),
+    "saving the model": ("nnlab.train.results", "save_model", "train", True),
+    "history between stages": ("nnlab.train.run", "write_history_csv", "train", True),
+    "recording what ran": ("nnlab.train.run", "_record_execution", "train", True),
+    "diagnostics": ("nnlab.train.results", "prediction_diagnostics", "train", False),
+    "plots": ("nnlab.train.results", "draw_plots", "train", False),
+    "diagnostics figures": ("nnlab.train.results", "draw_diagnostics", "train", False),
+    "a fold": ("nnlab.kfold.run", "train_fold", "kfold", True),
+    "k-fold summary": ("nnlab.kfold.run", "summarize", "kfold", True),
+    "k-fold mean history": ("nnlab.kfold.run", "history_mean_table", "kfold", True),
+    "k-fold plots": ("nnlab.kfold.run", "_kfold_plots", "kfold", False),
+    "k-fold final model": ("nnlab.train.results", "record_results", "kfold --final", True),
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGE_FAULTS))
+def test_a_crash_in_any_stage_after_the_folder_exists_ends_in_an_honest_status(stage, tmp_path, monkeypatch, cli,
+                                                                                write_config):
+    import importlib
+
+    module, attribute, command, fatal = STAGE_FAULTS[stage]
+    module, _, owner = module.partition(":")
+    target = importlib.import_module(module)
+    monkeypatch.setattr(getattr(target, owner) if owner else target, attribute, _injected)
+    kfold = "kfold: {k: 2}\n" if command.startswith("kfold") else ""
+    path = write_config(SPIRAL.replace("epochs: 5", "epochs: 2") + kfold)
+    result = cli(*command.split(), path, "--runs-dir", tmp_path / "runs", "--quiet")
+    assert "Traceback" not in result.output + result.stderr
+    run = only_run(tmp_path / "runs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    if fatal:
+        assert result.exit_code == 1, result.output + result.stderr
+        assert metrics["status"] == "failed" and "injected fault" in metrics["message"], metrics
+        assert "injected fault" in (run / "error.txt").read_text()
+        assert "injected fault" in result.output + result.stderr
+        assert metrics["finished"]
+    else:
+        assert result.exit_code == 0, result.output + result.stderr
+        assert metrics["status"] == "completed"
+        assert "injected fault" in (metrics.get("plots_error") or metrics.get("diagnostics_error") or "")
+
+
+def test_a_stop_between_stages_is_recorded_as_interrupted(tmp_path, monkeypatch, cli, write_config):
+    import nnlab.train.run as train_run
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_run, "write_history_csv", ctrl_c)
+    result = cli("train", write_config(SPIRAL.replace("epochs: 5", "epochs: 2")), "--runs-dir", tmp_path / "runs",
+                 "--quiet")
+    assert result.exit_code == 130
+    metrics = json.loads((only_run(tmp_path / "runs") / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and "SIGINT" in metrics["message"]
+    assert "before any run folder" not in result.stderr
+
+
+def test_a_run_that_failed_after_training_resumes_without_training_again(tmp_path, monkeypatch, cli, write_config):
+    import nnlab.train.results as results
+    from nnlab.train.fit import Fit
+
+    path = write_config(SPIRAL.replace("epochs: 5", "epochs: 3"))
+    clean = json.loads(cli("train", path, "--runs-dir", tmp_path / "clean", "--json").stdout)
+    with monkeypatch.context() as patch:
+        patch.setattr(results, "baseline", _injected)
+        failed = cli("train", path, "--runs-dir", tmp_path / "runs")
+    assert failed.exit_code == 1 and "nnlab train --resume" in failed.stdout
+    run = only_run(tmp_path / "runs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["checkpoint_trained"] is True and metrics["checkpoint_epoch"] == 3
+    monkeypatch.setattr(Fit, "run", _injected)  # resuming must not train
+    resumed = cli("train", "--resume", run, "--json")
+    assert resumed.exit_code == 0, resumed.output + resumed.stderr
+    metrics = json.loads(resumed.stdout)
+    assert metrics["status"] == "completed" and "checkpoint_trained" not in metrics
+    assert metrics["test"] == clean["test"] and metrics["baseline"] == clean["baseline"]
+    assert not (run / "checkpoint.keras").exists() and (run / "model.keras").is_file()
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 3

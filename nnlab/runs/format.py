@@ -130,6 +130,8 @@ class RunMetrics:
         roc_auc: binary classifiers: the test set's ROC AUC (scikit-learn's ``roc_auc_score``).
         diagnostics_error: why the diagnostics above (and diagnostics.json) could not be made.
         checkpoint_epoch: the epoch of ``checkpoint.keras`` of a stopped run.
+        checkpoint_trained: True when ``checkpoint.keras`` is the trained model: the fit ended and
+            recording its results failed or was stopped (``--resume`` records them without training).
         early_stopping: ``{"stopped_epoch", "restored_epoch"}`` when early stopping ended the run.
         k, folds_completed, final, jobs, validation_std, final_epochs: k-fold runs.
         sweep_id, trial, trial_params: a sweep's trial.
@@ -171,6 +173,7 @@ class RunMetrics:
     roc_auc: float | None = None
     diagnostics_error: str | None = None
     checkpoint_epoch: int | None = None
+    checkpoint_trained: bool | None = None
     early_stopping: dict[str, Any] | None = None
     k: int | None = None
     folds_completed: int | None = None

@@ -19,7 +19,7 @@ import numpy as np
 from nnlab.backend import save_model
 from nnlab.baselines import baseline
 from nnlab.config import Config
-from nnlab.errors import RunWriteError
+from nnlab.errors import NnlabError, RunEnded, RunWriteError
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.keras_objects import keras_reason
 from nnlab.metric_names import direction
@@ -71,18 +71,46 @@ def run_stage(run: RunFolder, metrics: RunMetrics, stage: Callable[[], Any], *, 
 
 @contextlib.contextmanager
 def writing(run: RunFolder, metrics: RunMetrics):
-    """Turn a failed write (read-only or full disk) into RunWriteError, marking the run failed if possible."""
+    """Whatever ends the block early leaves the run folder an honest status.
+
+    A failed write (read-only or full disk) becomes RunWriteError; a crash between the stages that
+    :func:`run_stage` guards (a Keras error, a bug) marks the run failed, keeps its traceback in
+    error.txt and becomes RunEnded; a stop there marks it interrupted; a refusal (NnlabError)
+    marks it failed with the refusal's message and is raised as it is.
+    """
     try:
         yield
+    except RunEnded:
+        raise  # an inner block recorded it already
     except OSError as err:
         reason = f"cannot write the run folder: {err.strerror or err}"
-        metrics.end(Status.FAILED, reason)
-        metrics.finished = utc_now().isoformat(timespec="seconds")
-        try:
-            run.write_json(runfile.METRICS, metrics.to_dict())
-        except OSError:
-            pass  # the disk refuses even this; the message below still reaches the user
+        _record_end(run, metrics, Status.FAILED, reason)
         raise RunWriteError(reason, source=str(run.path)) from None
+    except NnlabError as err:
+        _record_end(run, metrics, Status.FAILED, str(err))
+        raise
+    except (Interrupted, KeyboardInterrupt) as stop:
+        code = getattr(stop, "exit_code", 130)
+        reason = f"stopped by {stop if isinstance(stop, Interrupted) else 'SIGINT'} while recording the run"
+        _record_end(run, metrics, Status.INTERRUPTED, reason)
+        raise RunEnded(reason, exit_code=code, source=str(run.path)) from None
+    except Exception as err:  # anything else between the stages: recorded, never a traceback
+        reason = keras_reason(err)
+        with contextlib.suppress(OSError):
+            run.write_text(runfile.ERROR, traceback.format_exc())
+        _record_end(run, metrics, Status.FAILED, reason)
+        raise RunEnded(f"failed: {reason} (the traceback is in {runfile.ERROR})", source=str(run.path)) from None
+
+
+def _record_end(run: RunFolder, metrics: RunMetrics, status: Status, reason: str) -> None:
+    """Set a still running run's final status and write metrics.json if the disk lets us."""
+    if metrics.status is Status.RUNNING:
+        metrics.end(status, reason)
+    metrics.finished = metrics.finished or utc_now().isoformat(timespec="seconds")
+    try:
+        run.write_json(runfile.METRICS, metrics.to_dict())
+    except OSError:
+        pass  # the disk refuses even this; the message still reaches the user
 
 
 def best_epoch(history: dict[str, list[float]], monitor: str, directions: dict[str, str] | None = None,

@@ -121,7 +121,9 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
     """Continue an interrupted (or failed) run from its checkpoint, in the same folder.
 
     The run's own config.yaml is used as it is; the history continues where the
-    checkpoint stopped.
+    checkpoint stopped. A run whose training ended but whose results were not all recorded
+    (``checkpoint_trained``: a crash or a stop after the fit) is not trained again: its
+    results are recorded from the trained model.
 
     Args:
         run_dir: the run folder.
@@ -151,7 +153,8 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
                          "finished); start it again with nnlab train", source=str(run.path))
     config = load_config(run.path / runfile.CONFIG)
     done = int(metrics.checkpoint_epoch or 0)
-    if done >= config.training.epochs:
+    trained = bool(metrics.checkpoint_trained)
+    if done >= config.training.epochs and not trained:
         raise NnlabError(f"the checkpoint is of the last epoch ({done}); nothing to resume", source=str(run.path))
     use_backend(config.backend, source=str(run.path / runfile.CONFIG))
     check_training(config)
@@ -176,30 +179,34 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
             write_history_csv(run.file(runfile.HISTORY), history)
         run.write_json(runfile.METRICS, metrics.to_dict())
     return _fit_and_record(config, model, data, run, metrics, report, initial_epoch=done, history=history,
-                           previous_seconds=float(metrics.wall_time_s or 0))
+                           previous_seconds=float(metrics.wall_time_s or 0), trained=trained)
 
 
 def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFolder, metrics: RunMetrics,
                     report: EpochReport | None, *, initial_epoch: int = 0,
-                    history: dict[str, list[float]] | None = None, previous_seconds: float = 0.0) -> RunResult:
-    """The fit, then the results, each outcome recorded honestly in the run folder."""
+                    history: dict[str, list[float]] | None = None, previous_seconds: float = 0.0,
+                    trained: bool = False) -> RunResult:
+    """The fit (unless the model is ``trained`` already), then the results, each outcome recorded
+    honestly in the run folder."""
     clock = time.perf_counter()
     with writing(run, metrics):
         fitting = Fit(config, model, data, seed=config.seed, report=report, history_path=run.file(runfile.HISTORY),
                       history=history, tensorboard_dir=run.path / runfile.TENSORBOARD, keep_last_epoch=True)
         _record_execution(metrics, fitting)
         fit_clock = time.perf_counter()
-        exit_code = run_stage(run, metrics, lambda: fitting.run(initial_epoch),
-                              stopped=lambda: f"after {fitting.epochs_done} epochs")
+        exit_code = 0 if trained else run_stage(run, metrics, lambda: fitting.run(initial_epoch),
+                                                stopped=lambda: f"after {fitting.epochs_done} epochs")
         metrics.fit_time_s = round(float(metrics.fit_time_s or 0) + time.perf_counter() - fit_clock, 3)
         _record_execution(metrics, fitting)
         if exit_code == 0 and fitting.diverged_at is not None:
             metrics.end(Status.DIVERGED, divergence_message(fitting.diverged_at))
             exit_code = 1
+        fit_ended = metrics.status is Status.RUNNING
         metrics.epochs_run = fitting.epochs_done
-        metrics.early_stopping = fitting.early_stopped()
+        # A recording resumed after the fit keeps what early stopping did in it.
+        metrics.early_stopping = fitting.early_stopped() or (metrics.early_stopping if trained else None)
         metrics.directions = directions_of(model)
-        if fitting.history:
+        if fitting.history and not trained:
             write_history_csv(run.file(runfile.HISTORY), fitting.history)
         if metrics.status is Status.RUNNING:
             exit_code = run_stage(run, metrics, lambda: _results(config, model, data, fitting, run, metrics),
@@ -207,15 +214,25 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
             if metrics.status is Status.RUNNING:
                 metrics.end(Status.COMPLETED)
                 (run.path / runfile.CHECKPOINT).unlink(missing_ok=True)
-                metrics.checkpoint_epoch = None
-        if metrics.status is not Status.COMPLETED and fitting.last_epoch.restore(model):
-            # The last whole epoch, with its optimizer state: what `nnlab train --resume` starts from.
-            save_model(model, run.file(runfile.CHECKPOINT))
-            metrics.checkpoint_epoch = fitting.last_epoch.epoch
+                metrics.checkpoint_epoch = metrics.checkpoint_trained = None
+        if metrics.status is not Status.COMPLETED:
+            _save_checkpoint(model, run, metrics, fitting, fit_ended)
         metrics.wall_time_s = round(previous_seconds + time.perf_counter() - clock, 3)
         metrics.finished = utc_now().isoformat(timespec="seconds")
         run.write_json(runfile.METRICS, metrics.to_dict())
     return RunResult(run=run, metrics=metrics.to_dict(), exit_code=exit_code, history=fitting.history)
+
+
+def _save_checkpoint(model: Any, run: RunFolder, metrics: RunMetrics, fitting: Fit, fit_ended: bool) -> None:
+    """What ``nnlab train --resume`` starts from: the trained model when the fit ended and only
+    recording its results did not (``checkpoint_trained``), else the last whole epoch with its
+    optimizer state."""
+    if fit_ended:
+        save_model(model, run.file(runfile.CHECKPOINT))
+        metrics.checkpoint_epoch, metrics.checkpoint_trained = fitting.epochs_done, True
+    elif fitting.last_epoch.restore(model):
+        save_model(model, run.file(runfile.CHECKPOINT))
+        metrics.checkpoint_epoch, metrics.checkpoint_trained = fitting.last_epoch.epoch, None
 
 
 def _results(config: Config, model: Any, data: PreparedData, fitting: Fit, run: RunFolder,
