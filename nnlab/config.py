@@ -531,7 +531,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     Raises:
         ConfigError: when the override is not ``key=value`` or its path does not fit the data.
     """
-    source = f"--set {override}"
+    source = set_source(override)
     key, sep, raw = override.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -540,13 +540,25 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     set_dotted(data, key, value, source)
 
 
+def set_source(override: str, most: int = 80) -> str:
+    """How messages name a ``--set`` override: the flag and its text, cut to ``most`` characters."""
+    shown = override if len(override) <= most else override[:most - 3] + "..."
+    return f"--set {shown}"
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any, source: str = "") -> None:
     """Set the value at a dotted key path (``model.layers.1.Dense.units``) in place.
 
     Raises:
-        ConfigError: when the path does not fit the data (a list position out of range).
+        ConfigError: when the path does not fit the data (a list position out of range), or is
+            deeper than a config nests (:data:`nnlab.runs.folder.MAX_NESTING`).
     """
+    from nnlab.runs.folder import MAX_NESTING
+
     parts = key.split(".")
+    if len(parts) > MAX_NESTING:
+        raise ConfigError(f"the key has {len(parts)} parts; a config nests at most {MAX_NESTING} levels",
+                          source=source)
     node: Any = data
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
@@ -657,7 +669,7 @@ def _error_at(key: tuple, message: str, source: str, document: YamlDocument | No
     for override in reversed(overrides):
         set_key = override.partition("=")[0].strip()
         if dotted == set_key or dotted.startswith(set_key + "."):
-            return ConfigError(message, source=f"--set {override}", key=dotted or None)
+            return ConfigError(message, source=set_source(override), key=dotted or None)
         if set_key.startswith(dotted + "."):  # the override changed something inside this key
             return ConfigError(f"{message} (after --set {override})", source=source, line=line,
                                key=dotted or None)

@@ -1,8 +1,9 @@
 """Safe YAML reading that remembers the line of every key.
 
 Only plain data is ever constructed (mappings, lists, strings, numbers, booleans,
-null): a config can never execute code. Duplicate keys, unsafe tags and alias
-expansion bombs are refused with the line they are on.
+null): a config can never execute code. Duplicate keys, unsafe tags, alias
+expansion bombs and nesting deeper than a config can mean are refused with the
+line they are on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from nnlab.errors import ConfigError
+from nnlab.runs.folder import MAX_NESTING
 
 #: The most values one document may expand to (anchors and aliases included).
 MAX_NODES = 100_000
@@ -23,6 +25,31 @@ _SAFE_TAGS = {
 }
 
 Path_ = tuple[Any, ...]
+
+
+class _TooDeep(Exception):
+    """Raised by :class:`_Loader` with the line where the nesting went too deep."""
+
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_NESTING` levels as it
+    composes (its composer recurses once per level: thousands of brackets would exhaust
+    Python's stack)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML's hook
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _TooDeep(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 @dataclass
@@ -84,13 +111,17 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
         The parsed document.
 
     Raises:
-        ConfigError: on syntax errors, duplicate keys, unsafe tags, or documents
-            that expand to more than ``MAX_NODES`` values.
+        ConfigError: on syntax errors, duplicate keys, unsafe tags, documents
+            that expand to more than ``MAX_NODES`` values, or nest deeper than ``MAX_NESTING``.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
+        except _TooDeep as err:
+            raise ConfigError(f"nested more than {MAX_NESTING} levels deep; a config nests a few levels "
+                              "(model.layers[i].Dense.kernel_regularizer...): a bracket or indentation gone "
+                              "wrong?", source=source, line=err.line) from None
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             line = mark.line + 1 if mark else None

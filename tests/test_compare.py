@@ -476,3 +476,39 @@ def test_plot_labels_sweep_trials_by_their_parameters(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert drawn["labels"] == ["learning_rate=0.1, units=64", "learning_rate=0.01, units=64",
                                "20250101T110000Z_plain"]
+
+
+#: Each file of a run folder, nested far deeper than nnlab writes it (Python's readers recurse once per level).
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("damaged", ["metrics.json", "config.yaml", "history.csv", "kfold.json", "sweep.json",
+                                     "env.json", "diagnostics.json", ".nnlab-index.json", "moderately deep"])
+def test_a_deeply_nested_file_in_one_folder_stops_no_listing(tmp_path, damaged):
+    pytest.importorskip("altair")
+    root = tmp_path / "runs"
+    make_run(root, "20250101T100000Z", "good")
+    bad = make_run(root, "20250101T110000Z", "bad")
+    if damaged == "moderately deep":  # parses, but deeper than any reader should follow
+        metrics = json.loads((bad / "metrics.json").read_text())
+        metrics["test"] = json.loads("[" * 500 + "]" * 500)
+        (bad / "metrics.json").write_text(json.dumps(metrics))
+    elif damaged == ".nnlab-index.json":
+        invoke("compare", root)
+        (root / damaged).write_text('{"version": 1, "folders": ' + DEEP_JSON + "}")
+    elif damaged == "config.yaml":
+        (bad / damaged).write_text("name: bad\nmodel: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n")
+    else:
+        (bad / damaged).write_text(DEEP_JSON)
+    listing = invoke("compare", root)
+    assert listing.exit_code == 0, listing.output
+    rows = table_rows(listing.stdout)
+    assert "completed" in rows["20250101T100000Z_good"] and "20250101T110000Z_bad" in rows
+    for args in (("compare", root, "--format", "json"), ("compare", root, "--group-by", "name"),
+                 ("show", bad), ("show", root / "20250101T100000Z_good"),
+                 ("report", root, "-o", tmp_path / "report.html")):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Traceback" not in result.output
+    if damaged in ("metrics.json", "moderately deep"):
+        assert "nested deeper than 64 levels" in listing.stderr

@@ -61,6 +61,49 @@ def _umask() -> int:
     return mask
 
 
+#: The deepest nesting a file nnlab reads may have: nnlab writes a few levels; deeper is damage
+#: (Python's JSON reader, and every reader after it, would run out of stack).
+MAX_NESTING = 64
+
+
+class TooDeep(ValueError):
+    """Data nested deeper than :data:`MAX_NESTING` levels."""
+
+    def __init__(self) -> None:
+        super().__init__(f"nested deeper than {MAX_NESTING} levels")
+
+
+def from_json(text: str) -> Any:
+    """The data of JSON text.
+
+    Raises:
+        ValueError: not JSON; :class:`TooDeep` when nested deeper than :data:`MAX_NESTING` levels.
+    """
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise TooDeep() from None
+    if nesting_depth(data, MAX_NESTING) > MAX_NESTING:
+        raise TooDeep()
+    return data
+
+
+def nesting_depth(data: Any, most: int) -> int:
+    """How deep lists and dicts nest in ``data`` (a scalar: 0), counted without recursion and
+    only up to ``most + 1``."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)) and value:
+            deepest = max(deepest, depth)
+            if depth > most:
+                return depth
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+        elif isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+    return deepest
+
+
 def to_json(data: Any) -> str:
     """JSON text of ``data``; NaN and infinities become null (JSON has neither)."""
     return json.dumps(_finite(data), indent=2, sort_keys=False) + "\n"
@@ -163,7 +206,7 @@ class RunFolder:
 
     def read_json(self, name: str) -> Any:
         """Read a JSON file of the folder."""
-        return json.loads((self.path / name).read_text(encoding="utf-8"))
+        return from_json((self.path / name).read_text(encoding="utf-8"))
 
 
 def write_history_csv(path: Path, history: dict[str, list[float]], first_epoch: int = 1) -> None:

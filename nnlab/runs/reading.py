@@ -22,6 +22,7 @@ writes, or wrote in an earlier release, are read.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from typing import Any, Iterable
 
 from nnlab.errors import NnlabError, RunNotFound
 from nnlab.runs.format import CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, Status
+from nnlab.runs.folder import MAX_NESTING, TooDeep, from_json, nesting_depth
 
 INDEX_VERSION = 4  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
@@ -133,7 +135,9 @@ def _read_json_object(folder: Path, name: str) -> dict[str, Any]:
     """
     text = _read_run_file(folder, name)
     try:
-        data = json.loads(text)
+        data = from_json(text)
+    except TooDeep as err:
+        raise NnlabError(f"{name} is {err} (damaged?)", source=str(folder)) from None
     except ValueError as err:
         what = "is empty" if not text.strip() else f"is not valid JSON (truncated?): {err}"
         raise NnlabError(f"{name} {what}", source=str(folder)) from None
@@ -243,10 +247,14 @@ def read_config(folder: Path) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, C or Python
+    except RecursionError:
+        raise NnlabError(f"{CONFIG} is {TooDeep()} (damaged?)", source=str(folder)) from None
     except yaml.YAMLError as err:
         raise NnlabError(f"{CONFIG} is not valid YAML: {str(err).splitlines()[0]}", source=str(folder)) from None
     if not isinstance(data, dict):
         raise NnlabError(f"{CONFIG} is not a mapping", source=str(folder))
+    if nesting_depth(data, MAX_NESTING) > MAX_NESTING:
+        raise NnlabError(f"{CONFIG} is {TooDeep()} (damaged?)", source=str(folder))
     return data
 
 
@@ -468,7 +476,7 @@ class _Index:
         self.entries: dict[str, dict[str, Any]] = {}
         self.changed = False
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = from_json(self.path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and data.get("version") == INDEX_VERSION and isinstance(data.get("folders"), dict):
                 self.entries = data["folders"]
         except (OSError, ValueError):
@@ -730,7 +738,7 @@ def read_history(folder: Path, metric: str | None = None, *, prefer_mean: bool =
             continue
         try:
             history = read_history_csv(path)
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError, csv.Error):  # damaged: as if it were not there
             continue
         if name == HISTORY_MEAN:
             # history_mean.csv names the mean of val_loss val_loss_mean: it is read as val_loss too.

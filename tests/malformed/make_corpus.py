@@ -7,6 +7,7 @@ to a phrase its error message must contain. Run: python tests/malformed/make_cor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -215,13 +216,65 @@ CASES: dict[str, tuple[str | bytes, str]] = {
                          "file not found"),
     "csv_missing_target": (sub("{name: spiral, points_per_class: 20, classes: 3}", "{name: csv, path: data.csv}"),
                            "dataset.target"),
+    # nesting deeper than a config can mean (PyYAML's composer would exhaust Python's stack)
+    "deep_flow_lists": (sub("optimizer: {name: sgd, learning_rate: 0.5}",
+                            "optimizer: {name: sgd, learning_rate: " + "[" * 5000 + "]" * 5000 + "}"),
+                        "nested more than 64 levels"),
+    "deep_flow_mappings": (sub("metrics: [accuracy]", "metrics: " + "{a: " * 3000 + "1" + "}" * 3000),
+                           "nested more than 64 levels"),
+    "deep_block_mappings": (BASE + "extra:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(400)),
+                            "nested more than 64 levels"),
+    "deep_block_lists": (BASE + "extra:\n" + "".join("  " * i + "- \n" for i in range(1, 400)),
+                         "nested more than 64 levels"),
+    "deep_layer_argument": (sub("{units: 8, activation: relu}", "{units: " + "[" * 70 + "8" + "]" * 70 + "}"),
+                            "nested more than 64 levels"),
+    "unclosed_deep_brackets": (sub("metrics: [accuracy]", "metrics: " + "[" * 4000), "nested more than 64 levels"),
 }
+
+#: Data files that cannot be right (tests/malformed/data/), each refused at load with the phrase below.
+#: The arrays of an npz, or the text of a csv.
+DATA: dict[str, tuple[dict[str, Any] | str, str]] = {
+    "nan_features.npz": ({"x": [[1.0, 2.0], [float("nan"), 1.0], [0.0, 1.0]], "y": [0, 1, 0]},
+                         "array 'x' holds nan at row 1, column 0"),
+    "inf_targets.npz": ({"x": [[1.0], [2.0], [3.0]], "y": [0.5, float("inf"), 1.0]}, "array 'y' holds inf at row 1"),
+    "string_features.npz": ({"x": [["a", "b"], ["c", "d"]], "y": [0, 1]}, "holds strings"),
+    "test_rows_other_shape.npz": ({"x": [[1.0, 2.0, 3.0]] * 4, "y": [0, 1, 0, 1], "x_test": [[1.0] * 5] * 2,
+                                   "y_test": [0, 1]}, "'x_test' rows have shape (5,)"),
+    "test_lengths_differ.npz": ({"x": [[1.0, 2.0]] * 4, "y": [0, 1, 0, 1], "x_test": [[1.0, 2.0]] * 2,
+                                 "y_test": [0, 1, 0]}, "'x_test' has 2 rows but 'y_test' has 3"),
+    "test_without_targets.npz": ({"x": [[1.0, 2.0]] * 4, "y": [0, 1, 0, 1], "x_test": [[1.0, 2.0]] * 2},
+                                 "no 'y_test'"),
+    "scalar_features.npz": ({"x": 1.0, "y": [0, 1, 0, 1]}, "is a single value"),
+    "nan_cell.csv": ("a,b,y\n1,2,0\n1,nan,1\n3,4,0\n", "column 'b' holds 'nan'"),
+    "overflowing_cell.csv": ("a,b,y\n1,2,0\n1e999,2,1\n3,4,0\n", "holds '1e999'"),
+    "infinite_target.csv": ("a,b,y\n1,2,0.5\n1,2,-inf\n3,4,1.5\n", "the target column 'y' holds '-inf'"),
+}
+for _file, (_content, _phrase) in DATA.items():
+    _dataset = ("{name: npz, path: data/" + _file + "}" if _file.endswith(".npz")
+                else "{name: csv, path: data/" + _file + ", target: y}")
+    CASES["data_" + _file.replace(".", "_")] = (sub("{name: spiral, points_per_class: 20, classes: 3}", _dataset),
+                                                _phrase)
+
+
+def write_data(folder: Path) -> None:
+    """Write :data:`DATA`'s files into ``folder``."""
+    import numpy as np
+
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for name, (content, _) in DATA.items():
+        if isinstance(content, str):
+            (folder / name).write_text(content, encoding="utf-8")
+        else:
+            np.savez(folder / name, **{key: np.asarray(value) for key, value in content.items()})
 
 
 def main() -> None:
     for old in HERE.glob("*.yaml"):
         if old.name != "expected.yaml":
             old.unlink()
+    write_data(HERE / "data")
     expected = {}
     for i, (name, (content, phrase)) in enumerate(CASES.items(), start=1):
         file = HERE / f"{i:03d}_{name}.yaml"
