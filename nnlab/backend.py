@@ -163,6 +163,21 @@ def save_model(model: Any, path: Any) -> None:
         model.save(path)
 
 
+def save_model_atomically(model: Any, path: Any) -> None:
+    """:func:`save_model` into a temporary file beside ``path``, then renamed onto it: a process
+    killed while saving leaves the previous file whole."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # Keras wants the .keras suffix
+    try:
+        save_model(model, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops.
 

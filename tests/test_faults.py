@@ -281,3 +281,101 @@ def test_a_run_that_failed_after_training_resumes_without_training_again(tmp_pat
     assert metrics["test"] == clean["test"] and metrics["baseline"] == clean["baseline"]
     assert not (run / "checkpoint.keras").exists() and (run / "model.keras").is_file()
     assert len((run / "history.csv").read_text().splitlines()) == 1 + 3
+
+
+def _running_metrics(**changes):
+    from nnlab.runs.liveness import this_process
+
+    return {"status": "running", "kind": "train", **this_process(), "heartbeat": "2026-01-01T00:00:00+00:00",
+            **changes}
+
+
+def test_a_running_run_is_lost_when_its_process_is_gone_or_silent_elsewhere():
+    from datetime import datetime, timedelta, timezone
+
+    from nnlab.runs.liveness import LOST_AFTER_SECONDS, lost_reason, still_running
+
+    me = _running_metrics()
+    assert lost_reason(me) is None and still_running(me) == f"pid {os.getpid()} on this host"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = _running_metrics(pid=int(dead.stdout), process_start=None)
+    assert "on this host is gone" in lost_reason(gone) and still_running(gone) is None
+    reused = _running_metrics(process_start=me["process_start"] + 1) if me["process_start"] is not None else gone
+    assert lost_reason(reused) is not None  # the pid now names another process
+    beat = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    elsewhere = _running_metrics(host="another-host", heartbeat=beat.isoformat())
+    soon = beat + timedelta(seconds=LOST_AFTER_SECONDS - 1)
+    late = beat + timedelta(seconds=LOST_AFTER_SECONDS + 60)
+    assert lost_reason(elsewhere, soon) is None and "another-host" in still_running(elsewhere, soon)
+    assert lost_reason(elsewhere, late) == "no heartbeat from another-host for 11 minutes"
+    assert lost_reason({**gone, "status": "interrupted"}) is None  # only a running run can be lost
+    assert lost_reason({"status": "running"}) is None  # written before nnlab recorded its process
+
+
+def test_the_heartbeat_rewrites_metrics_json_while_the_block_runs(tmp_path, monkeypatch):
+    import time
+
+    from nnlab.runs.folder import RunFolder
+    from nnlab.runs.format import RunMetrics
+    from nnlab.runs import liveness
+
+    run = RunFolder.claim(tmp_path, "beating")
+    metrics = RunMetrics(run_id=run.run_id, name="beating", kind="train", dataset="spiral", task="multiclass")
+    monkeypatch.setattr(liveness, "HEARTBEAT_SECONDS", 0.05)
+    with liveness.beating(run, metrics):
+        time.sleep(0.3)
+        written = json.loads((run.path / "metrics.json").read_text())  # only the heartbeat wrote it
+    assert written["pid"] == os.getpid() and written["host"] == liveness.host_name()
+    assert written["heartbeat"] and written["status"] == "running"
+
+
+def test_a_sigkilled_run_shows_lost_and_resumes_to_the_end(tmp_path, cli, write_config):
+    import time
+
+    from conftest import run_nnlab
+
+    path = write_config(SPIRAL.replace("epochs: 5", "epochs: 3000").replace("batch_size: full", "batch_size: 16"))
+    runs = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "nnlab", "train", str(path), "--runs-dir", str(runs), "-q"],
+                               env={**os.environ, "NNLAB_CHECKPOINT_SECONDS": "0.2"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            folders = list(runs.glob("*/metrics.json")) if runs.exists() else []
+            try:
+                if folders and json.loads(folders[0].read_text()).get("checkpoint_epoch"):
+                    break
+            except ValueError:
+                pass
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    run = only_run(runs)
+    recorded = json.loads((run / "metrics.json").read_text())
+    assert recorded["status"] == "running" and 0 < recorded["checkpoint_epoch"] < 3000, recorded
+    listing = run_nnlab("compare", runs, "--format", "json")
+    assert json.loads(listing.stdout)[0]["status"] == "lost", listing.stdout
+    assert "on this host is gone" in listing.stderr and f"nnlab train --resume {run}" in listing.stderr
+    shown = run_nnlab("show", run)
+    assert shown.stdout.split("\n")[1].startswith("lost") and "pid" in shown.stdout
+    resumed = cli("train", "--resume", run, "--json")
+    assert resumed.exit_code == 0, resumed.output + resumed.stderr
+    metrics = json.loads(resumed.stdout)
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 3000
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3000 and [int(line.split(",")[0]) for line in history[1:]] == list(range(1, 3001))
+    env = json.loads((run / "env.json").read_text())
+    assert env["resumed"][0]["at_epoch"] == recorded["checkpoint_epoch"]
+
+
+def test_resume_refuses_a_run_that_is_still_running(tmp_path, cli):
+    from nnlab.train import run as training
+
+    config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 2"), "exp.yaml")
+    run = training.train(config, runs_dir=tmp_path, report=stop_at(1)).run.path
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, **_running_metrics()}))  # as if this process ran it
+    result = cli("train", "--resume", run)
+    assert result.exit_code == 2 and "still running (pid" in result.stderr

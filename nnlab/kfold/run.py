@@ -102,6 +102,7 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                     runs_dir: str | Path, final: bool, jobs: int, executor: Executor, report: FoldReport | None,
                     argv: list[str] | None, tags: dict[str, Any] | None) -> KFoldResult:
     """The part of :func:`run_kfold` from the model check on: the folder, the folds, the summary."""
+    from nnlab.runs.liveness import beating
     from nnlab.train.results import run_stage, writing
     from nnlab.train.run import data_record, new_metrics, write_run_files
 
@@ -121,7 +122,7 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                                "seed": config.seed,
                                "epochs": config.training.epochs, "monitor": settings.monitor,
                                "mode": settings.mode, "smoothing": settings.smoothing}
-    with writing(run, metrics):
+    with beating(run, metrics), writing(run, metrics):
         write_run_files(run, config, model_summary, argv, data_record(dataset, data_dir), jobs=jobs)
         run.write_json(runfile.METRICS, metrics.to_dict())
 

@@ -14,9 +14,10 @@ import json
 import math
 import os
 import tempfile
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -130,6 +131,8 @@ class RunFolder:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        #: Held by every write: a run's heartbeat thread writes its metrics.json too.
+        self.lock = threading.RLock()
 
     @property
     def run_id(self) -> str:
@@ -193,7 +196,8 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> Path:
         """Write a text file atomically; returns its path."""
         path = self.file(name)
-        atomic_write(path, text)
+        with self.lock:
+            atomic_write(path, text)
         return path
 
     def write_json(self, name: str, data: Any) -> Path:
@@ -212,12 +216,13 @@ class RunFolder:
 def write_history_csv(path: Path, history: dict[str, list[float]], first_epoch: int = 1) -> None:
     """Write a per-epoch history (Keras's ``History.history``) as CSV, atomically."""
     columns = list(history)
-    rows = max((len(v) for v in history.values()), default=0)
+    values = [list(history[c]) for c in columns]  # once: a column per cell would be quadratic in the epochs
+    rows = max((len(v) for v in values), default=0)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["epoch", *columns])
     for i in range(rows):
-        writer.writerow([first_epoch + i, *(_cell(history[c], i) for c in columns)])
+        writer.writerow([first_epoch + i, *(_cell(column, i) for column in values)])
     atomic_write(path, buffer.getvalue())
 
 
@@ -235,8 +240,7 @@ def read_history_csv(path: Path) -> dict[str, list[float]]:
     return columns
 
 
-def _cell(values: Iterable[float], i: int) -> str:
-    values = list(values)
+def _cell(values: list[float], i: int) -> str:
     if i >= len(values):
         return ""
     return repr(float(values[i]))

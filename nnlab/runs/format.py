@@ -75,6 +75,8 @@ class Status(str, Enum):
     UNREADABLE = "unreadable"
     INCOMPLETE = "incomplete"
     UNKNOWN = "unknown"
+    #: What a reader says of a run recorded as running whose process is gone (:mod:`nnlab.runs.liveness`).
+    LOST = "lost"
 
     def __str__(self) -> str:
         return self.value
@@ -135,8 +137,12 @@ class RunMetrics:
         early_stopping: ``{"stopped_epoch", "restored_epoch"}`` when early stopping ended the run.
         k, folds_completed, final, jobs, validation_std, final_epochs: k-fold runs.
         sweep_id, trial, trial_params: a sweep's trial.
+        pid, host, process_start: the process that runs it (``process_start``: its start in clock ticks
+            since boot, Linux); ``heartbeat``: the last time it said it was alive (ISO, UTC), every
+            half minute while it runs. Readers call a running run whose process is gone ``lost``.
         group: the config's id without its seed (:meth:`nnlab.config.Config.group_id`): repeats share it.
         repeat: the position of this run among its repeats (``--seeds``), from 0; None when not repeated.
+        rerun_of: the run id (folder name) of the run this one re-runs (``nnlab rerun``, ``nnlab verify --keep``).
     """
 
     run_id: str
@@ -186,6 +192,11 @@ class RunMetrics:
     trial_params: dict[str, Any] | None = None
     group: str | None = None
     repeat: int | None = None
+    pid: int | None = None
+    host: str | None = None
+    process_start: int | None = None
+    heartbeat: str | None = None
+    rerun_of: str | None = None
 
     #: Keys written even when empty (readers of a running folder expect them).
     ALWAYS = ("run_id", "name", "kind", "dataset", "task", "status", "message", "started", "finished",

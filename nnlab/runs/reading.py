@@ -34,6 +34,7 @@ from typing import Any, Iterable
 from nnlab.errors import NnlabError, RunNotFound
 from nnlab.runs.format import CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, Status
 from nnlab.runs.folder import MAX_NESTING, TooDeep, from_json, nesting_depth
+from nnlab.runs.liveness import lost_reason
 
 INDEX_VERSION = 4  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
@@ -323,8 +324,11 @@ def summarize(metrics: dict[str, Any], run_id: str) -> dict[str, Any]:
     _number(fields, "duration_s", metrics.get("wall_time_s"))
     _number(fields, "epochs", metrics.get("epochs_run"))
     _number(fields, "epochs_planned", metrics.get("epochs_planned"))
-    for key in ("params", "train_rows", "validation_rows", "test_rows", "trials", "k"):
+    for key in ("params", "train_rows", "validation_rows", "test_rows", "trials", "k", "pid", "process_start"):
         _number(fields, key, metrics.get(key))
+    for key in ("host", "heartbeat"):  # who runs it: a reader tells a running run from a lost one
+        if isinstance(metrics.get(key), str):
+            fields[key] = metrics[key]
     if isinstance(metrics.get("trial_params"), dict):
         fields["trial_params"] = metrics["trial_params"]
     if isinstance(metrics.get("sweep_id"), str):
@@ -435,11 +439,16 @@ def _summary_of(folder: Path) -> tuple[dict[str, Any], str | None, dict[str, str
 
 
 def _live(run: Run) -> Run:
-    """Fill in what changes while a run trains (never cached): epochs so far, and a warning."""
+    """Fill in what changes while a run trains (never cached): epochs so far, a warning, and
+    ``lost`` for a running run whose process is gone (:func:`nnlab.runs.liveness.lost_reason`)."""
     if run.fields.get("status") != Status.RUNNING:
         return run
+    lost = lost_reason(run.fields)
+    if lost is not None:
+        run.fields = {**run.fields, "status": Status.LOST.value}
     if run.fields.get("kind") not in (None, "train"):
-        run.warning = run.warning or "still running, or stopped without a trace"
+        run.warning = (lost_warning(run.fields, run.path, lost) if lost else
+                       run.warning or "still running, or stopped without a trace")
         return run
     history = run.path / HISTORY
     try:
@@ -452,8 +461,22 @@ def _live(run: Run) -> Run:
     planned = run.fields.get("epochs_planned")
     so_far = f"{rows} of {planned} epochs" if planned else f"{rows} epochs"
     since = f", last epoch {_ago(age)} ago" if age is not None else ""
-    run.warning = f"running ({so_far} so far{since}), or stopped without a trace"
+    if lost is not None:
+        run.warning = lost_warning(run.fields, run.path, f"{lost} ({rows} epochs in {HISTORY})")
+    elif "pid" in run.fields:  # its process is there: it runs
+        run.warning = f"running ({so_far} so far{since})"
+    else:  # written before nnlab recorded its process
+        run.warning = f"running ({so_far} so far{since}), or stopped without a trace"
     return run
+
+
+def lost_warning(metrics: dict[str, Any], folder: Path, reason: str) -> str:
+    """What a reader says of a lost run: why, and how to continue it."""
+    if metrics.get("kind") in (None, "train"):
+        return f"lost: {reason}; continue it with nnlab train --resume {folder}"
+    if metrics.get("kind") == "sweep":
+        return f"lost: {reason}; finish it with nnlab sweep --resume {folder}"
+    return f"lost: {reason}; start it again"
 
 
 def _ago(seconds: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -103,6 +104,46 @@ class LastEpochWeights(_Callback):
         for variable, value in zip(model.optimizer.variables, self._optimizer):
             variable.assign(value)
         return True
+
+
+#: Seconds of training between two checkpoints of a running run (``NNLAB_CHECKPOINT_SECONDS``):
+#: what a run killed outright loses at most. Not a config key: it changes no result.
+CHECKPOINT_SECONDS_ENV = "NNLAB_CHECKPOINT_SECONDS"
+CHECKPOINT_SECONDS = 60.0
+
+
+def checkpoint_seconds() -> float:
+    """:data:`CHECKPOINT_SECONDS`, or the environment's ``NNLAB_CHECKPOINT_SECONDS``."""
+    try:
+        return max(0.0, float(os.environ.get(CHECKPOINT_SECONDS_ENV, CHECKPOINT_SECONDS)))
+    except ValueError:
+        return CHECKPOINT_SECONDS
+
+
+class PeriodicCheckpoint(_Callback):
+    """Calls ``save(epoch)`` (1-based) at an epoch's end once :func:`checkpoint_seconds` have passed
+    since the fit began or the last save; the history file is flushed first, so it always holds
+    the checkpoint's epochs. Epochs whose loss is NaN or infinite are not saved.
+
+    Args:
+        save: saves the model as the run's checkpoint of that epoch.
+        flush: writes the history rows not yet in the file.
+    """
+
+    def __init__(self, save: Callable[[int], None], flush: Callable[[], None]):
+        super().__init__()
+        self.save, self.flush = save, flush
+        self.seconds = checkpoint_seconds()
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return
+        if time.perf_counter() - self._last >= self.seconds:
+            self.flush()
+            self.save(epoch + 1)
+            self._last = time.perf_counter()
 
 
 class DivergenceGuard(_Callback):

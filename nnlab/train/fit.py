@@ -54,14 +54,18 @@ class Fit:
         early_stopping: apply ``training.early_stopping`` when configured.
         tensorboard_dir: where TensorBoard logs go when ``training.tensorboard`` is on (None: nowhere).
         keep_last_epoch: keep the weights of the last whole epoch (a checkpoint for resuming).
+        checkpoint: ``checkpoint(epoch)`` saves the run's checkpoint; called every
+            :func:`~nnlab.train.callbacks.checkpoint_seconds` of training (None: never).
         repeat: many short epochs (k-fold): see :class:`nnlab.train.feed.Feed`.
     """
 
     def __init__(self, config: Config, model: Any, data: PreparedData, *, epochs: int | None = None, seed: int,
                  report: EpochReport | None = None, history_path: Path | None = None,
                  history: dict[str, list[float]] | None = None, early_stopping: bool = True,
-                 tensorboard_dir: Path | None = None, keep_last_epoch: bool = False, repeat: bool = False):
-        from nnlab.train.callbacks import DivergenceGuard, EpochReporter, HistoryLog, LastEpochWeights, StopCheck
+                 tensorboard_dir: Path | None = None, keep_last_epoch: bool = False, repeat: bool = False,
+                 checkpoint: Callable[[int], None] | None = None):
+        from nnlab.train.callbacks import (DivergenceGuard, EpochReporter, HistoryLog, LastEpochWeights,
+                                           PeriodicCheckpoint, StopCheck)
 
         k = keras()
         self.config, self.model, self.seed = config, model, seed
@@ -74,6 +78,11 @@ class Fit:
         self.callbacks: list[Any] = [self.log, self.guard]
         # Read the weights, so a fused fit calls it at the end of each chunk of epochs (the others: every epoch).
         self.chunk_callbacks: list[Any] = [self.last_epoch] if self.last_epoch is not None else []
+        if checkpoint is not None:
+            saver = PeriodicCheckpoint(checkpoint, self.log.flush)
+            # After the history has this epoch: a fused fit calls chunk callbacks after replaying the
+            # chunk's epochs, Keras's fit calls every callback in list order.
+            (self.chunk_callbacks if self.feed.kind == "fused" else self.callbacks).append(saver)
         if report is not None:
             self.callbacks.append(EpochReporter(report, self.epochs, seconds=lambda: self.feed.epoch_seconds))
         self.stopper = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlab.backend import keras, save_model, seed_everything, use_backend
+from nnlab.backend import keras, save_model_atomically, seed_everything, use_backend
 from nnlab.config import Config
 from nnlab.datasets.loading import load_dataset
 from nnlab.environment import environment
@@ -24,6 +24,7 @@ from nnlab.model import build_model, check_on_rows, count_params, summary_text
 from nnlab.runs import format as runfile
 from nnlab.runs.folder import RunFolder, utc_now, write_history_csv
 from nnlab.runs.format import RunMetrics, Status
+from nnlab.runs.liveness import beating, still_running, this_process
 from nnlab.runs.reading import read_history, read_metrics
 from nnlab.train.data import PreparedData, prepare, release_sequences
 from nnlab.train.feed import configure_execution
@@ -48,7 +49,12 @@ def new_metrics(run: RunFolder, config: Config, kind: str, dataset: Any, *, star
                          started=started.isoformat(timespec="seconds"), epochs_planned=config.training.epochs,
                          params=params, train_rows=train_rows, validation_rows=validation_rows,
                          test_rows=len(dataset.y_test), group=config.group_id())
+    tags = dict(tags or {})
+    metrics.rerun_of = tags.pop("rerun_of", None)  # `nnlab rerun` and `verify`: the run this one repeats
     metrics.tag(tags)
+    for key, value in this_process().items():
+        setattr(metrics, key, value)
+    metrics.heartbeat = metrics.started
     return metrics
 
 
@@ -67,7 +73,7 @@ def write_run_files(run: RunFolder, config: Config, model_summary: str, argv: li
                     data: dict[str, Any], **environment_extras: Any) -> None:
     """config.yaml, env.json (with ``data``, see :func:`data_record`) and summary.txt of a new run folder."""
     run.write_yaml(runfile.CONFIG, config.to_dict())
-    run.write_json(runfile.ENV, {**environment(config.seed, argv), "overrides": config.overrides,
+    run.write_json(runfile.ENV, {**environment(config.seed, argv, config.source), "overrides": config.overrides,
                                  "config_source": config.source, "data": data, **environment_extras})
     run.write_text(runfile.SUMMARY, model_summary + "\n")
 
@@ -83,7 +89,7 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         data_dir: a folder of downloaded dataset files.
         report: called after every epoch (progress display), or None.
         argv: the command line to record in env.json.
-        tags: extra keys for metrics.json (a sweep's id and the trial's parameters).
+        tags: extra keys for metrics.json (a sweep's id and the trial's parameters; ``rerun_of``).
 
     Returns:
         The run folder, its metrics and the exit code (0 completed, 1 failed or
@@ -147,15 +153,18 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
                          source=str(run.path))
     if metrics.status is Status.COMPLETED:
         raise NnlabError("the run is already completed; nothing to resume", source=str(run.path))
+    alive = still_running(read_metrics(run.path))
+    if alive is not None:
+        raise NnlabError(f"the run is still running ({alive}); stop it first, or resume it once it is "
+                         "stopped or lost", source=str(run.path))
     checkpoint = run.path / runfile.CHECKPOINT
     if not checkpoint.is_file():
         raise NnlabError(f"has no {runfile.CHECKPOINT} to resume from (it stopped before its first epoch "
                          "finished); start it again with nnlab train", source=str(run.path))
     config = load_config(run.path / runfile.CONFIG)
     done = int(metrics.checkpoint_epoch or 0)
-    trained = bool(metrics.checkpoint_trained)
-    if done >= config.training.epochs and not trained:
-        raise NnlabError(f"the checkpoint is of the last epoch ({done}); nothing to resume", source=str(run.path))
+    # The fit ended (a checkpoint of the last epoch: the run was lost while recording its results).
+    trained = bool(metrics.checkpoint_trained) or done >= config.training.epochs
     use_backend(config.backend, source=str(run.path / runfile.CONFIG))
     check_training(config)
     seed_everything(config.seed + done, config.training.deterministic)
@@ -189,9 +198,10 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
     """The fit (unless the model is ``trained`` already), then the results, each outcome recorded
     honestly in the run folder."""
     clock = time.perf_counter()
-    with writing(run, metrics):
+    with beating(run, metrics), writing(run, metrics):
         fitting = Fit(config, model, data, seed=config.seed, report=report, history_path=run.file(runfile.HISTORY),
-                      history=history, tensorboard_dir=run.path / runfile.TENSORBOARD, keep_last_epoch=True)
+                      history=history, tensorboard_dir=run.path / runfile.TENSORBOARD, keep_last_epoch=True,
+                      checkpoint=lambda epoch: _save_periodic_checkpoint(model, run, metrics, epoch))
         _record_execution(metrics, fitting)
         fit_clock = time.perf_counter()
         exit_code = 0 if trained else run_stage(run, metrics, lambda: fitting.run(initial_epoch),
@@ -223,15 +233,23 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
     return RunResult(run=run, metrics=metrics.to_dict(), exit_code=exit_code, history=fitting.history)
 
 
+def _save_periodic_checkpoint(model: Any, run: RunFolder, metrics: RunMetrics, epoch: int) -> None:
+    """Save the model after ``epoch`` as the checkpoint while training goes on, so a run that is
+    killed outright (and found ``lost``) resumes from there."""
+    save_model_atomically(model, run.file(runfile.CHECKPOINT))
+    metrics.checkpoint_epoch, metrics.checkpoint_trained, metrics.epochs_run = epoch, None, epoch
+    run.write_json(runfile.METRICS, metrics.to_dict())
+
+
 def _save_checkpoint(model: Any, run: RunFolder, metrics: RunMetrics, fitting: Fit, fit_ended: bool) -> None:
     """What ``nnlab train --resume`` starts from: the trained model when the fit ended and only
     recording its results did not (``checkpoint_trained``), else the last whole epoch with its
     optimizer state."""
     if fit_ended:
-        save_model(model, run.file(runfile.CHECKPOINT))
+        save_model_atomically(model, run.file(runfile.CHECKPOINT))
         metrics.checkpoint_epoch, metrics.checkpoint_trained = fitting.epochs_done, True
     elif fitting.last_epoch.restore(model):
-        save_model(model, run.file(runfile.CHECKPOINT))
+        save_model_atomically(model, run.file(runfile.CHECKPOINT))
         metrics.checkpoint_epoch, metrics.checkpoint_trained = fitting.last_epoch.epoch, None
 
 

@@ -20,7 +20,8 @@ from rich.table import Table
 
 from nnlab.errors import NnlabError
 from nnlab.runs.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
-from nnlab.runs.reading import read_history, read_kfold, read_metrics, read_text_file, resolve_run
+from nnlab.runs.liveness import lost_reason
+from nnlab.runs.reading import lost_warning, read_history, read_kfold, read_metrics, read_text_file, resolve_run
 from nnlab.views.summaries import metrics_table
 from nnlab.views.style import duration, number, pack_columns, status_style, text_width, timestamp
 
@@ -91,6 +92,9 @@ def show_run(arg: str, runs_dir: str | Path = "runs", console: Console | None = 
 
 def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: str | None) -> None:
     status = Status.UNREADABLE if problem else Status.of(metrics.get("status"))
+    lost = lost_reason(metrics)
+    if lost is not None:
+        status, problem = Status.LOST, lost_warning(metrics, _relative(folder), lost)
     style = status_style(status)
     console.rule(f"[bold]{folder.name}[/]")
     facts = [f"[{style}]{status}[/]"]

@@ -27,6 +27,7 @@ STATUS_STYLES: dict[Status, str] = {
     Status.FAILED: "red",
     Status.DIVERGED: "red",
     Status.UNREADABLE: "red",
+    Status.LOST: "red",
     Status.UNKNOWN: "dim",
 }
 
