@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from nnlab.datasets.base import Dataset, Task
+from nnlab.datasets.digests import read_hashed
 from nnlab.datasets.registry import register
 from nnlab.datasets.scikit import split_seeded
 from nnlab.errors import DataError
@@ -58,8 +60,10 @@ def csv_file(path: str, target: str, task: Task | None = None, test_size: TestSi
     """
     file = Path(path)
     try:
-        with file.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, delimiter=delimiter))
+        with read_hashed(file) as reading:  # hashed as it is read: env.json records the digest
+            text = io.TextIOWrapper(reading.file, encoding="utf-8", newline="")
+            rows = list(csv.reader(text, delimiter=delimiter))
+            text.detach()
     except FileNotFoundError:
         raise DataError("file not found", source=str(file)) from None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -109,7 +113,8 @@ def csv_file(path: str, target: str, task: Task | None = None, test_size: TestSi
                                                     stratify=task != "regression")
     return Dataset(name=file.stem, task=task, x_train=x_train, y_train=y_train, x_test=x_test,
                    y_test=y_test, class_names=class_names,
-                   feature_names=[h for i, h in enumerate(header) if i != t], source=str(file))
+                   feature_names=[h for i, h in enumerate(header) if i != t], source=str(file),
+                   extras={"files": {str(reading.path): reading.sha256}})
 
 
 @register("npz", task=None, summary="your .npz file: arrays x and y, optionally x_test and y_test")
@@ -123,7 +128,7 @@ def npz_file(path: str, task: Task | None = None, test_size: TestSize = 0.2, spl
         The dataset.
     """
     file = Path(path)
-    arrays = read_npz(file)
+    arrays, digest = read_npz_hashed(file)
     missing = {"x", "y"} - set(arrays)
     if missing:
         raise DataError(f"has arrays {sorted(arrays)}; needs 'x' and 'y' (and optionally 'x_test', "
@@ -144,7 +149,8 @@ def npz_file(path: str, task: Task | None = None, test_size: TestSize = 0.2, spl
                                                         stratify=task != "regression")
     return Dataset(name=file.stem, task=task, x_train=x_train, y_train=y_train, x_test=x_test,
                    y_test=y_test, class_names=class_names,
-                   image_shape=tuple(image_shape) if image_shape else None, source=str(file))
+                   image_shape=tuple(image_shape) if image_shape else None, source=str(file),
+                   extras={"files": digest})
 
 
 #: The end of the message for a value that is NaN or infinite (a loss of NaN would say "diverged").
@@ -198,9 +204,19 @@ def check_arrays(file: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def read_npz(file: Path) -> dict[str, np.ndarray]:
     """Every array of an npz file, refusing pickled objects and naming the file on any error."""
+    return read_npz_hashed(file)[0]
+
+
+def read_npz_hashed(file: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """As :func:`read_npz`, hashing the file as it is read (one read: :func:`nnlab.datasets.digests.read_hashed`).
+
+    Returns:
+        The arrays, and ``{resolved path: SHA-256}`` for env.json.
+    """
     try:
-        with np.load(file, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+        with read_hashed(file) as reading, np.load(reading.file, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        return arrays, {str(reading.path): reading.sha256}
     except FileNotFoundError:
         raise DataError("file not found", source=str(file)) from None
     except ValueError as err:

@@ -41,6 +41,7 @@ import numpy as np
 from pydantic import Field
 
 from nnlab.datasets.base import Dataset, Task
+from nnlab.datasets.digests import sha256_of
 from nnlab.datasets.registry import register
 from nnlab.errors import DataError
 
@@ -222,8 +223,6 @@ def _keras_reads_local(module: Any, files: dict[str, Path]) -> Iterator[list[str
     returns; that call is the only thing replaced, so the reading, shuffling and
     splitting stay Keras's own. Yields a list that collects notes (hash differences).
     """
-    from keras.src.utils import file_utils
-
     notes: list[str] = []
 
     def local_file(fname: str | None = None, origin: str | None = None, *args: Any, file_hash: str | None = None,
@@ -232,7 +231,7 @@ def _keras_reads_local(module: Any, files: dict[str, Path]) -> Iterator[list[str
         if name not in files:
             raise DataError(f"Keras asked for '{name}', which nnlab did not expect (files: {sorted(files)})")
         local = files[name]
-        if file_hash and local.is_file() and not file_utils.validate_file(str(local), file_hash):
+        if file_hash and local.is_file() and not matches_published(local, file_hash):
             notes.append(f"{local} {_HASH_NOTE} (its hash is not {file_hash[:12]}...); used as it is")
         return str(local)
 
@@ -362,7 +361,7 @@ def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, p
         notes = _published_or_not(spec, arrays, notes, rows_fixed)
         for note in notes:
             log.warning("note: %s", note)
-        return arrays, f"{kind} {root}", notes, {str(f): sha256_of(f) for f in files.values() if f.is_file()}
+        return arrays, f"{kind} {root}", notes, _digests(files.values())
     # Keras's cache, then its download: Keras's own get_file checks the published hash.
     cached = located is not None
     try:
@@ -380,7 +379,16 @@ def load_arrays(name: str, read: Callable[[dict[str, Path] | None], tuple], *, p
             f"{name}: {where} and the download failed ({_reason(err)}). Place {spec.files_hint} "
             f"(from {spec.origin_hint}) in a data directory and pass --data-dir DIR "
             f"(or set {DATA_DIR_ENV}, or dataset.path in the config); looked in: {', '.join(looked)}") from None
-    return arrays, "keras cache" if cached else "keras download", notes, {}
+    # The files Keras read from its cache (or just downloaded there), hashed once: Keras checked them itself.
+    read_files = located[2] if cached else next(
+        (found for cache in keras_cache_dirs() for found in [_quiet_layout(spec, cache)] if found), {})
+    return arrays, "keras cache" if cached else "keras download", notes, _digests(read_files.values())
+
+
+def _quiet_layout(spec: KerasSet, cache: Path) -> dict[str, Path] | None:
+    with contextlib.suppress(DataError):
+        return find_layout(spec, cache, cache=True)
+    return None
 
 
 #: How a note about a file whose hash is not the published one ends (see _keras_reads_local).
@@ -414,15 +422,20 @@ def _published_or_not(spec: KerasSet, arrays: tuple, notes: list[str], rows_fixe
     return kept
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read in blocks."""
-    import hashlib
+def matches_published(file: Path, file_hash: str) -> bool:
+    """Whether ``file`` is the published one: a SHA-256 (64 hex digits, as Keras gives for most
+    datasets) is checked against the cached digest that env.json records anyway, so the file is
+    not read once more for it; any other hash (MD5) by Keras's own ``validate_file``."""
+    if len(file_hash) == 64:
+        return sha256_of(file) == file_hash.lower()
+    from keras.src.utils import file_utils
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return bool(file_utils.validate_file(str(file), file_hash))
+
+
+def _digests(files: Iterable[Path]) -> dict[str, str]:
+    """``{file: SHA-256}`` of the files a loader read, for env.json (cached: a file is hashed once)."""
+    return {str(f): sha256_of(f) for f in files if f.is_file()}
 
 
 def _via_keras(name: str, **kwargs: Any) -> Callable[[dict[str, Path] | None], tuple]:
