@@ -512,3 +512,23 @@ def test_a_deeply_nested_file_in_one_folder_stops_no_listing(tmp_path, damaged):
         assert "Traceback" not in result.output
     if damaged in ("metrics.json", "moderately deep"):
         assert "nested deeper than 64 levels" in listing.stderr
+
+
+@pytest.mark.parametrize("recorded, status", [
+    ({"pid": "123", "host": "HOST"}, "running"), ({"pid": True, "host": "HOST"}, "running"),
+    ({"pid": 2 ** 70, "host": "HOST"}, "lost"), ({"pid": -5, "host": "HOST"}, "lost"),
+    ({"pid": 1, "host": ["a"]}, "running"), ({"pid": 1, "host": "elsewhere", "heartbeat": "yesterday"}, "running"),
+    ({"pid": 1, "host": "elsewhere", "heartbeat": "2020-01-01T00:00:00+00:00"}, "lost"),
+    ({"pid": 1, "host": "elsewhere", "heartbeat": "2020-01-01T00:00:00"}, "running"),  # no zone: no age
+    ({"pid": 1, "host": "HOST", "process_start": "soon"}, "running"),
+])
+def test_odd_process_records_of_a_running_run_never_stop_a_listing(tmp_path, recorded, status):
+    from nnlab.runs.liveness import host_name
+
+    recorded = {k: host_name() if v == "HOST" else v for k, v in recorded.items()}
+    root = tmp_path / "runs"
+    make_run(root, "20250101T100000Z", "odd", status="running", **recorded)
+    listing = invoke("compare", root, "--format", "json")
+    assert listing.exit_code == 0, listing.output
+    assert json.loads(listing.stdout)[0]["status"] == status
+    assert invoke("show", root / "20250101T100000Z_odd").exit_code == 0

@@ -211,9 +211,9 @@ class RunMetrics:
                 if key in self.ALWAYS or (value is not None and value != {})}
 
     def tag(self, tags: dict[str, Any] | None) -> None:
-        """Set a run's tags: a sweep's (``sweep_id``, ``trial``, ``trial_params``) and ``repeat``."""
+        """Set a run's tags: a sweep's (``sweep_id``, ``trial``, ``trial_params``), ``repeat`` and ``rerun_of``."""
         for key, value in (tags or {}).items():
-            if key not in ("sweep_id", "trial", "trial_params", "repeat"):
+            if key not in ("sweep_id", "trial", "trial_params", "repeat", "rerun_of"):
                 raise KeyError(f"not a run tag: {key}")
             setattr(self, key, value)
 

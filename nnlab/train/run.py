@@ -49,8 +49,6 @@ def new_metrics(run: RunFolder, config: Config, kind: str, dataset: Any, *, star
                          started=started.isoformat(timespec="seconds"), epochs_planned=config.training.epochs,
                          params=params, train_rows=train_rows, validation_rows=validation_rows,
                          test_rows=len(dataset.y_test), group=config.group_id())
-    tags = dict(tags or {})
-    metrics.rerun_of = tags.pop("rerun_of", None)  # `nnlab rerun` and `verify`: the run this one repeats
     metrics.tag(tags)
     for key, value in this_process().items():
         setattr(metrics, key, value)
