@@ -250,6 +250,15 @@ class OptimizerConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class Tracking(Strict):
+    """``tracking``: where runs are logged besides their folder (``--mlflow`` overrides it)."""
+
+    mlflow: str | None = Field(None, description="an MLflow tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db, "
+                                                 "a folder); needs pip install 'nnlab[mlflow]'")
+    experiment: str | None = Field(None, description="the MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, "
+                                                     "else nnlab)")
+
+
 class Config(Strict):
     """A whole experiment."""
 
@@ -268,6 +277,7 @@ class Config(Strict):
     training: Training
     kfold: KFold = Field(default_factory=KFold)
     sweep: Sweep | None = None
+    tracking: Tracking | None = None
 
     _source: str = PrivateAttr(default="<config>")
     _document: YamlDocument | None = PrivateAttr(default=None)
@@ -349,7 +359,7 @@ class Config(Strict):
     def group_id(self) -> str:
         """A stable id of this config without its seed: the repeats of one experiment share it.
 
-        The SHA-256 of the resolved config (:meth:`to_dict`, the seed left out) as canonical
+        The SHA-256 of the resolved config (:meth:`to_dict`, the seed and tracking left out) as canonical
         JSON, so it is the same for the same config in every process and on every machine, and
         differs when anything but the seed does.
 
@@ -359,7 +369,8 @@ class Config(Strict):
         import hashlib
         import json
 
-        data = {key: value for key, value in self.to_dict().items() if key != "seed"}
+        # Where the run is logged changes no result: runs tracked or not are repeats of one config.
+        data = {key: value for key, value in self.to_dict().items() if key not in ("seed", "tracking")}
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
@@ -531,6 +542,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     Raises:
         ConfigError: when the override is not ``key=value`` or its path does not fit the data.
     """
+    from nnlab.redaction import register_overrides
+
+    register_overrides([override])
     source = set_source(override)
     key, sep, raw = override.partition("=")
     key = key.strip()
@@ -542,6 +556,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 
 def set_source(override: str, most: int = 80) -> str:
     """How messages name a ``--set`` override: the flag and its text, cut to ``most`` characters."""
+    from nnlab.redaction import redact
+
+    override = redact(override)
     shown = override if len(override) <= most else override[:most - 3] + "..."
     return f"--set {shown}"
 

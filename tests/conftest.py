@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# A developer's own tracking server must not receive the tests' runs (tests/test_tracking.py starts its own).
+for _variable in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_TOKEN"):
+    os.environ.pop(_variable, None)
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -49,7 +49,8 @@ class KFoldResult:
 
 def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
               final: bool = False, jobs: int = 1, executor: Executor | None = None, report: FoldReport | None = None,
-              argv: list[str] | None = None, tags: dict[str, Any] | None = None) -> KFoldResult:
+              argv: list[str] | None = None, tags: dict[str, Any] | None = None, tracking: Any = None,
+              parent: Any = None) -> KFoldResult:
     """Run a k-fold validation of ``config`` and write its run folder.
 
     Args:
@@ -65,6 +66,8 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
         report: progress display, or None.
         argv: the command line to record in env.json.
         tags: extra keys for metrics.json (a sweep's id and the trial's parameters).
+        tracking: a :class:`nnlab.tracking.Target` to log the run to (one MLflow run, a nested one per fold).
+        parent: the MLflow run it nests under (a sweep's).
 
     Returns:
         The folder, metrics.json's content, the k-fold summary, the folds and the exit
@@ -78,8 +81,11 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
     from nnlab.datasets.loading import load_dataset
     from nnlab.train.fit import check_training
 
+    from nnlab.tracking import tracking_experiment
+
     use_backend(config.backend, source=config.source)
     check_training(config)  # a pipeline the backend cannot run, TensorBoard not installed: before anything
+    experiment = tracking_experiment(tracking)  # an unreachable server is refused before anything trains
     owned = executor is None
     if owned:
         executor = make_executor("local", jobs=min(jobs, config.kfold.k), driver_helps=True)
@@ -92,7 +98,8 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
                                                f"has {n}")
         splits = fold_indices(n, k, config.kfold.shuffle, config.kfold.split_seed)
         return _run_and_record(config, dataset, splits, data_dir=data_dir, runs_dir=runs_dir, final=final,
-                               jobs=jobs, executor=executor, report=report, argv=argv, tags=tags)
+                               jobs=jobs, executor=executor, report=report, argv=argv, tags=tags,
+                               experiment=experiment, parent=parent)
     finally:
         if owned:
             executor.close()
@@ -100,9 +107,11 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
 
 def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir: str | Path | None,
                     runs_dir: str | Path, final: bool, jobs: int, executor: Executor, report: FoldReport | None,
-                    argv: list[str] | None, tags: dict[str, Any] | None) -> KFoldResult:
+                    argv: list[str] | None, tags: dict[str, Any] | None, experiment: Any = None,
+                    parent: Any = None) -> KFoldResult:
     """The part of :func:`run_kfold` from the model check on: the folder, the folds, the summary."""
     from nnlab.runs.liveness import beating
+    from nnlab.tracking import finishing, start_tracker
     from nnlab.train.results import run_stage, writing
     from nnlab.train.run import data_record, new_metrics, write_run_files
 
@@ -122,9 +131,11 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                                "seed": config.seed,
                                "epochs": config.training.epochs, "monitor": settings.monitor,
                                "mode": settings.mode, "smoothing": settings.smoothing}
-    with beating(run, metrics), writing(run, metrics):
+    with writing(run, metrics):
         write_run_files(run, config, model_summary, argv, data_record(dataset, data_dir), jobs=jobs)
         run.write_json(runfile.METRICS, metrics.to_dict())
+    tracker = start_tracker(experiment, run, parent)
+    with beating(run, metrics), finishing(tracker, run.path), writing(run, metrics):
 
         def record(result: FoldResult) -> None:
             results.append(result)
@@ -137,6 +148,8 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                 for key, value in result.execution.items():
                     setattr(metrics, key, value)
             run.write_json(runfile.METRICS, metrics.to_dict())
+            if tracker is not None:
+                tracker.fold(run.path, result.fold, result.validation)
             if report is not None:
                 report.fold_finished(result)
 

@@ -195,9 +195,11 @@ class RunFolder:
 
     def write_text(self, name: str, text: str) -> Path:
         """Write a text file atomically; returns its path."""
+        from nnlab.redaction import redact
+
         path = self.file(name)
         with self.lock:
-            atomic_write(path, text)
+            atomic_write(path, redact(text))  # credentials never land in a run folder
         return path
 
     def write_json(self, name: str, data: Any) -> Path:

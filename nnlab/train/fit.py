@@ -56,6 +56,7 @@ class Fit:
         keep_last_epoch: keep the weights of the last whole epoch (a checkpoint for resuming).
         checkpoint: ``checkpoint(epoch)`` saves the run's checkpoint; called every
             :func:`~nnlab.train.callbacks.checkpoint_seconds` of training (None: never).
+        extra_callbacks: more Keras callbacks that read each epoch's logs (MLflow's).
         repeat: many short epochs (k-fold): see :class:`nnlab.train.feed.Feed`.
     """
 
@@ -63,7 +64,7 @@ class Fit:
                  report: EpochReport | None = None, history_path: Path | None = None,
                  history: dict[str, list[float]] | None = None, early_stopping: bool = True,
                  tensorboard_dir: Path | None = None, keep_last_epoch: bool = False, repeat: bool = False,
-                 checkpoint: Callable[[int], None] | None = None):
+                 checkpoint: Callable[[int], None] | None = None, extra_callbacks: list[Any] | None = None):
         from nnlab.train.callbacks import (DivergenceGuard, EpochReporter, HistoryLog, LastEpochWeights,
                                            PeriodicCheckpoint, StopCheck)
 
@@ -94,6 +95,7 @@ class Fit:
             self.callbacks.append(self.stopper)
         if config.training.tensorboard and tensorboard_dir is not None:
             self.callbacks.append(k.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
+        self.callbacks += list(extra_callbacks or [])
         self.callbacks.append(StopCheck())  # last: a stop ends training after the epoch is recorded
 
     def run(self, initial_epoch: int = 0) -> "Fit":

@@ -30,6 +30,8 @@ from nnlab.train.data import PreparedData, prepare, release_sequences
 from nnlab.train.feed import configure_execution
 from nnlab.train.fit import EpochReport, Fit, check_training
 from nnlab.train.results import divergence_message, record_results, run_stage, writing
+from nnlab.tracking import (MirroredRun, Target, Tracker, epoch_callback, finishing, start_tracker, target_of,
+                            tracking_experiment)
 
 
 @dataclass
@@ -78,7 +80,8 @@ def write_run_files(run: RunFolder, config: Config, model_summary: str, argv: li
 
 def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
           report: EpochReport | None = None, argv: list[str] | None = None,
-          tags: dict[str, Any] | None = None) -> RunResult:
+          tags: dict[str, Any] | None = None, tracking: Target | None = None,
+          parent: MirroredRun | None = None) -> RunResult:
     """Train one config and write its run folder.
 
     Args:
@@ -88,6 +91,8 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         report: called after every epoch (progress display), or None.
         argv: the command line to record in env.json.
         tags: extra keys for metrics.json (a sweep's id and the trial's parameters; ``rerun_of``).
+        tracking: log the run to MLflow there as it trains (:mod:`nnlab.tracking`).
+        parent: the MLflow run this one nests under (a sweep's).
 
     Returns:
         The run folder, its metrics and the exit code (0 completed, 1 failed or
@@ -99,6 +104,7 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
     """
     use_backend(config.backend, source=config.source)
     check_training(config)  # a pipeline the backend cannot run, TensorBoard not installed: before anything
+    experiment = tracking_experiment(tracking)  # an unreachable server is refused before anything trains
     seed_everything(config.seed, config.training.deterministic)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
@@ -117,11 +123,11 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
     with writing(run, metrics):
         write_run_files(run, config, summary_text(model), argv, source)
         run.write_json(runfile.METRICS, metrics.to_dict())
-    return _fit_and_record(config, model, data, run, metrics, report)
+    return _fit_and_record(config, model, data, run, metrics, report, tracker=start_tracker(experiment, run, parent))
 
 
 def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: EpochReport | None = None,
-           argv: list[str] | None = None) -> RunResult:
+           argv: list[str] | None = None, tracking: Target | None = None) -> RunResult:
     """Continue an interrupted (or failed) run from its checkpoint, in the same folder.
 
     The run's own config.yaml is used as it is; the history continues where the
@@ -134,6 +140,7 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
         data_dir: a folder of downloaded dataset files.
         report: progress callback.
         argv: the command line, recorded in env.json's ``resumed`` list.
+        tracking: go on logging the run to MLflow there (the MLflow run it had, found by its id).
 
     Returns:
         As :func:`train`.
@@ -165,6 +172,7 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
     trained = bool(metrics.checkpoint_trained) or done >= config.training.epochs
     use_backend(config.backend, source=str(run.path / runfile.CONFIG))
     check_training(config)
+    experiment = tracking_experiment(tracking if tracking is not None else target_of(None, config=config))
     seed_everything(config.seed + done, config.training.deterministic)
     dataset = load_dataset(config, data_dir)
     data = prepare(config, dataset)
@@ -186,20 +194,23 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
             write_history_csv(run.file(runfile.HISTORY), history)
         run.write_json(runfile.METRICS, metrics.to_dict())
     return _fit_and_record(config, model, data, run, metrics, report, initial_epoch=done, history=history,
-                           previous_seconds=float(metrics.wall_time_s or 0), trained=trained)
+                           previous_seconds=float(metrics.wall_time_s or 0), trained=trained,
+                           tracker=start_tracker(experiment, run))
 
 
 def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFolder, metrics: RunMetrics,
                     report: EpochReport | None, *, initial_epoch: int = 0,
                     history: dict[str, list[float]] | None = None, previous_seconds: float = 0.0,
-                    trained: bool = False) -> RunResult:
+                    trained: bool = False, tracker: Tracker | None = None) -> RunResult:
     """The fit (unless the model is ``trained`` already), then the results, each outcome recorded
-    honestly in the run folder."""
+    honestly in the run folder (and sent to MLflow by ``tracker``, whatever the outcome)."""
     clock = time.perf_counter()
-    with beating(run, metrics), writing(run, metrics):
+    callbacks = [epoch_callback(tracker)] if tracker is not None else []
+    with beating(run, metrics), finishing(tracker, run.path), writing(run, metrics):
         fitting = Fit(config, model, data, seed=config.seed, report=report, history_path=run.file(runfile.HISTORY),
                       history=history, tensorboard_dir=run.path / runfile.TENSORBOARD, keep_last_epoch=True,
-                      checkpoint=lambda epoch: _save_periodic_checkpoint(model, run, metrics, epoch))
+                      checkpoint=lambda epoch: _save_periodic_checkpoint(model, run, metrics, epoch),
+                      extra_callbacks=callbacks)
         _record_execution(metrics, fitting)
         fit_clock = time.perf_counter()
         exit_code = 0 if trained else run_stage(run, metrics, lambda: fitting.run(initial_epoch),
