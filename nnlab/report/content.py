@@ -62,6 +62,8 @@ class RunSection:
     charts: list[dict[str, Any]]  # {"template": name, "rows": [...], "title": ...}
     facts: list[tuple[str, str]]
     warning: str | None = None
+    tags: list[tuple[str, str]] = field(default_factory=list)  # the user's (nnlab tag), in their order
+    note: str | None = None  # the user's note (nnlab note)
 
 
 @dataclass
@@ -397,9 +399,12 @@ def run_section(run: Run, index: int, *, label: str, reference: Run | None, hist
     """One run's section (never raises for a damaged folder: what cannot be read is said)."""
     anchor = f"run-{index}"
     status = str(run.fields.get("status", "unknown"))
+    tags = run.fields.get("tags") if isinstance(run.fields.get("tags"), dict) else {}
+    tag_pairs = [(str(k), str(v)) for k, v in tags.items()]
+    note = run.fields.get("note") if isinstance(run.fields.get("note"), str) else None
     if not run.readable:
         return RunSection(anchor, run.run_id, label, status, None, run.warning, None, [], None, None, [], [], [],
-                          [], [], run.warning)
+                          [], [], run.warning, tag_pairs, note)
     try:
         metrics = read_metrics(run.path)
     except NnlabError as err:
@@ -434,5 +439,5 @@ def run_section(run: Run, index: int, *, label: str, reference: Run | None, hist
         facts.append(("lowest F1", ", ".join(f"{c.get('class')} {number(c.get('f1'))}" for c in worst[:3])))
     return RunSection(anchor, run.run_id, label, status, run.fields.get("kind"), metrics.get("message"),
                       config_text, differences(run, reference), reference.run_id if reference else None, table,
-                      baseline, embedded, listed, charts, facts, run.warning)
+                      baseline, embedded, listed, charts, facts, run.warning, tag_pairs, note)
 

@@ -49,6 +49,8 @@ pre { background: var(--head); padding: .6rem; overflow-x: auto; max-height: 28r
 .pictures figcaption { color: var(--muted); font-size: 12px; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: .4rem 1.6rem; }
 .warning { color: #9a6700; }
+.tag { background: var(--head); border: 1px solid var(--line); border-radius: 3px; padding: 0 .3rem; }
+.note { white-space: pre-wrap; }
 """
 
 SCRIPT = """
@@ -207,6 +209,11 @@ def _run_html(section: RunSection, index: int) -> str:
         body.append(f'<p class="warning">{escape(section.warning)}</p>')
     if section.message:
         body.append(f"<p>{escape(section.message)}</p>")
+    if section.tags:
+        body.append('<p class="tags"><strong>tags</strong>: ' + " ".join(
+            f'<span class="tag">{escape(k)}={escape(v)}</span>' for k, v in section.tags) + "</p>")
+    if section.note:
+        body.append(f'<p class="note"><strong>note</strong>: {escape(section.note)}</p>')
     if section.facts:
         body.append('<div class="grid2">' + "".join(f"<div><strong>{escape(k)}</strong>: {escape(v)}</div>"
                                                     for k, v in section.facts) + "</div>")

@@ -15,7 +15,11 @@ here, so the format has one owner. A run folder is ``<runs>/<UTC start>_<name>[_
 ``sweep.json``         a sweep's space and trials; ``summary.md`` its ranking
 ``diagnostics.json``   the test set's confusion counts, ROC curve (binary) or residuals (regression)
 ``plots/``             PNG figures; ``tensorboard/`` TensorBoard logs when asked for
+``tags.json``          the user's tags and note (``nnlab tag``, ``nnlab note``); never in metrics.json
 =====================  ====================================================================
+
+Beside the run folders, a runs root holds ``.nnlab-index.json`` (the readers' cache) and
+``.trash/`` (the folders ``nnlab rm`` moved there, each with a ``<name>.removed.json`` record).
 """
 
 from __future__ import annotations
@@ -49,6 +53,15 @@ RESIDUALS_PLOT = "residuals.png"
 TENSORBOARD = "tensorboard"
 #: The cache of folder summaries in a runs root.
 INDEX = ".nnlab-index.json"
+#: The user's tags and note of a run (:mod:`nnlab.runs.tags`), beside metrics.json and written only by
+#: ``nnlab tag``/``nnlab note``: ``{"tags": {KEY: "VALUE"}, "note": "text", "updated": ISO time}``.
+TAGS = "tags.json"
+#: The folder of a runs root that ``nnlab rm`` moves run folders into (:mod:`nnlab.runs.trash`);
+#: hidden, so listings skip it.
+TRASH = ".trash"
+#: What ends the name of the record beside each folder in the trash: ``<name>.removed.json`` holds
+#: ``{"run_id", "removed": ISO time, "from": the folder it was, "with_sweep": sweep id or null}``.
+TRASH_RECORD_SUFFIX = ".removed.json"
 #: Folder-name suffix of each kind of run (a train run has none).
 KIND_SUFFIX = {"train": "", "kfold": "_kfold", "sweep": "_sweep"}
 

@@ -16,6 +16,11 @@ Folders that cannot be read (truncated JSON, no metrics.json, a stray directory)
 become rows with status ``unreadable`` or ``incomplete`` and a one-line warning;
 they never stop a listing.
 
+A run's tags and note (``tags.json``, :mod:`nnlab.runs.tags`) join its fields as ``tags``,
+``tag.KEY`` and ``note``. They change without metrics.json changing, so the index keeps them
+under tags.json's own (mtime, size, inode); a damaged tags.json is a warning, never a stop.
+Hidden entries of a runs root are never listed: the index, and ``.trash/`` (``nnlab rm``).
+
 File names and statuses come from :mod:`nnlab.runs.format`; only keys that nnlab
 writes, or wrote in an earlier release, are read.
 """
@@ -32,7 +37,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nnlab.errors import NnlabError, RunNotFound
-from nnlab.runs.format import CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, Status
+from nnlab.runs.format import (CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, TAGS,
+                               Status)
 from nnlab.runs.folder import MAX_NESTING, TooDeep, from_json, nesting_depth
 from nnlab.runs.liveness import lost_reason
 
@@ -415,7 +421,24 @@ def read_run(folder: Path) -> Run:
     """Summarise one folder without any index (for folders named one by one)."""
     folder = Path(folder)
     fields, warning, directions = _summary_of(folder)
-    return _live(Run(folder, fields, warning, directions))
+    return _tagged(_live(Run(folder, fields, warning, directions)), *_tags_of(folder))
+
+
+def _tags_of(folder: Path) -> tuple[dict[str, Any], str | None]:
+    """The fields of a folder's tags.json (:func:`nnlab.runs.tags.tag_fields`) and what is wrong with it."""
+    from nnlab.runs.tags import read_tags, tag_fields
+
+    tags, note, problem = read_tags(folder)
+    return tag_fields(tags, note), problem
+
+
+def _tagged(run: Run, tag_fields: dict[str, Any], problem: str | None) -> Run:
+    """A run with its tags and note among its fields, and a damaged tags.json in its warning."""
+    if tag_fields:
+        run.fields = {**run.fields, **tag_fields}
+    if problem:
+        run.warning = f"{run.warning}; {problem}" if run.warning else problem
+    return run
 
 
 def _summary_of(folder: Path) -> tuple[dict[str, Any], str | None, dict[str, str]]:
@@ -526,6 +549,29 @@ class _Index:
             self.changed = True
         return fields, warning, directions
 
+    def tags(self, folder: Path) -> tuple[dict[str, Any], str | None]:
+        """The tag fields of a folder and what is wrong with its tags.json, from the cache when that
+        file is unchanged (tags change without metrics.json changing: they have their own signature)."""
+        entry = self.entries.get(folder.name)
+        try:
+            st = os.stat(folder / TAGS)
+            signature = [st.st_mtime_ns, st.st_size, st.st_ino]
+        except OSError:
+            signature = None
+        if signature is None:  # no tags (the usual case): one failed stat, nothing read
+            if entry is not None and "tags_sig" in entry:
+                for key in ("tags_sig", "tags", "tags_problem"):
+                    entry.pop(key, None)
+                self.changed = True
+            return {}, None
+        if entry is not None and entry.get("tags_sig") == signature:
+            return entry.get("tags") or {}, entry.get("tags_problem")
+        fields, problem = _tags_of(folder)
+        if entry is not None:
+            entry["tags_sig"], entry["tags"], entry["tags_problem"] = signature, fields, problem
+            self.changed = True
+        return fields, problem
+
     def config(self, folder: Path) -> dict[str, Any]:
         """The flattened config of a folder, from the cache when its config.yaml is unchanged."""
         entry = self.entries.get(folder.name)
@@ -587,7 +633,8 @@ def is_run_folder(path: Path) -> bool:
 
 
 def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index | None]:
-    """Every folder directly under a runs root, summarised (hidden entries and plain files are skipped).
+    """Every folder directly under a runs root, summarised (hidden entries, such as the index and
+    ``.trash/``, and plain files are skipped).
 
     Args:
         root: the runs root.
@@ -610,9 +657,11 @@ def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index 
         folder = Path(entry.path)
         if index is not None:
             fields, warning, directions = index.summary(entry.name, folder)
+            tags = index.tags(folder)
         else:
             fields, warning, directions = _summary_of(folder)
-        runs.append(_live(Run(folder, fields, warning, directions, _index=index)))
+            tags = _tags_of(folder)
+        runs.append(_tagged(_live(Run(folder, fields, warning, directions, _index=index)), *tags))
     if index is not None:
         index.keep_only(names)
     runs.sort(key=lambda r: r.run_id)

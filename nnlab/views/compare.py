@@ -22,6 +22,7 @@ from nnlab.errors import NnlabError
 from nnlab.runs.format import HISTORY
 from nnlab.runs.reading import (BASELINE_ALIASES, Run, RunSet, canonical_key, collect, is_run_folder,
                                 read_history)
+from nnlab.runs.tags import FIELD_PREFIX as TAG_PREFIX
 from nnlab.views.style import (compact, duration, fit_columns, number, params_label, shrink_widths, status_style,
                                table_width, text_width, timestamp)
 
@@ -47,6 +48,8 @@ class Filter:
     ``=`` and ``!=`` accept shell wildcards (``name=imdb*``); numbers compare as
     numbers, everything else as text (ISO times compare in time order:
     ``started>2025-06-01``). A run without the key fails every condition but ``!=``.
+    A run's tags are keys like any other (``tag.lesson=4``: :mod:`nnlab.runs.tags`); their
+    values are text, compared as numbers when both sides read as numbers.
     """
 
     key: str
@@ -115,6 +118,15 @@ def check_keys(runs: list[Run], keys: Iterable[str], what: str) -> None:
     if not missing or not runs:
         return
     for key in missing:
+        if key.startswith(TAG_PREFIX):  # the user's own tags: no config key is named like them
+            from nnlab.suggestions import closest_name
+
+            tags = sorted({k for r in runs for k in r.fields if k.startswith(TAG_PREFIX)})
+            close = closest_name(key, tags)
+            hint = f"; did you mean '{close}'?" if close else ""
+            there = f" (tags: {', '.join(tags[:30])})" if tags else " (no run has tags yet)"
+            raise NnlabError(f"no run has the tag '{key[len(TAG_PREFIX):]}'{hint}{there}; tag runs with "
+                             "nnlab tag RUN KEY=VALUE", source=what)
         if any(key in r.config() for r in runs):
             continue
         from nnlab.suggestions import unknown_name_message
@@ -235,12 +247,15 @@ def default_columns(runs: list[Run]) -> list[str]:
     columns += [f"baseline_{m}" for m in mains if any(f"baseline_{m}" in r.fields for r in runs)]
     if any("trial_params" in r.fields for r in runs):
         columns.append("trial_params")
+    if any("tags" in r.fields for r in runs):  # the user's tags (nnlab tag); the note is --columns note
+        columns.append("tags")
     return columns
 
 
 #: The columns kept, in this order, after the run id, its status, the test metrics, their
 #: baselines and the best validation figure, while a terminal has room for them.
-LATER_COLUMNS = ("kind", "best_epoch", "epochs", "name", "dataset", "started", "duration_s", "params", "trial_params")
+LATER_COLUMNS = ("kind", "best_epoch", "epochs", "name", "dataset", "started", "duration_s", "params", "trial_params",
+                 "tags")
 
 
 def column_priority(columns: list[str]) -> list[int]:
@@ -313,7 +328,7 @@ def cell(column: str, value: Any, row: dict[str, Any] | None = None) -> str:
         return duration(float(value))
     if column == "epochs" and row is not None and row.get("epochs_planned") not in (None, value):
         return f"{value}/{row['epochs_planned']}"
-    if column == "trial_params" and isinstance(value, dict):
+    if column in ("trial_params", "tags") and isinstance(value, dict):
         return ", ".join(f"{k}={compact(v)}" for k, v in value.items())
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -1,6 +1,6 @@
 """``nnlab show RUN``: one run's summary, from the files in its folder.
 
-The resolved config, the model summary, the final metrics beside the baseline,
+Its tags and note, the resolved config, the model summary, the final metrics beside the baseline,
 a condensed per-epoch table and the paths of the plots. Works on train, k-fold
 and sweep folders, and on incomplete ones (it shows what is there and says what
 is missing). Imports neither TensorFlow nor Keras.
@@ -22,6 +22,7 @@ from nnlab.errors import NnlabError
 from nnlab.runs.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
 from nnlab.runs.liveness import lost_reason
 from nnlab.runs.reading import lost_warning, read_history, read_kfold, read_metrics, read_text_file, resolve_run
+from nnlab.runs.tags import read_tags
 from nnlab.views.summaries import metrics_table
 from nnlab.views.style import duration, number, pack_columns, status_style, text_width, timestamp
 
@@ -125,7 +126,20 @@ def _header(console: Console, folder: Path, metrics: dict[str, Any], problem: st
         console.print(f"[{style}]{escape(str(metrics['message']))}[/]", markup=True)
     if problem:
         console.print(f"[yellow]warning:[/] {problem}")
+    _tags_lines(console, folder)
     console.print(f"folder: {_relative(folder)}", soft_wrap=True)
+
+
+def _tags_lines(console: Console, folder: Path) -> None:
+    """The user's tags and note (tags.json: nnlab tag, nnlab note), and what is wrong with that file."""
+    tags, note, problem = read_tags(folder)
+    if tags:
+        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in tags.items()), markup=False)
+    if note:
+        lines = note.splitlines()
+        console.print("note: " + "\n      ".join(lines), markup=False)
+    if problem:
+        console.print(f"[yellow]warning:[/] {escape(problem)}")
 
 
 def _text_section(console: Console, title: str, folder: Path, name: str) -> None:
