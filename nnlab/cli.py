@@ -48,6 +48,12 @@ app = typer.Typer(
 SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
                          help="Override a config key (dotted path, YAML value); repeatable.")
 RunsDirOption = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Root folder of the run folders.")
+MlflowOption = typer.Option(None, "--mlflow", metavar="URI",
+                            help="Also log the run to this MLflow tracking server as it trains (else tracking.mlflow "
+                                 "in the config, else MLFLOW_TRACKING_URI); needs pip install 'nnlab[mlflow]'.")
+MlflowExperimentOption = typer.Option(None, "--mlflow-experiment", metavar="NAME",
+                                      help="The MLflow experiment (else tracking.experiment, MLFLOW_EXPERIMENT_NAME, "
+                                           "nnlab).")
 PluginOption = typer.Option(None, "--plugin", metavar="MODULE",
                             help="Import a Python module first (your registered Keras objects); repeatable. "
                                  "A config itself never imports anything.")
@@ -96,12 +102,13 @@ def user_errors(command):
         from rich.markup import escape
 
         from nnlab.interrupts import Interrupted
+        from nnlab.redaction import redact
         from nnlab.views.console import err_console
 
         try:
             return command(*args, **kwargs)
         except NnlabError as err:
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(redact(str(err)))}", markup=True, soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except (Interrupted, KeyboardInterrupt) as stop:
             err_console.print("[yellow]stopped[/] before any run folder was written")
@@ -134,6 +141,8 @@ def train(
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
     seeds: Optional[str] = SeedsOption,
+    mlflow: Optional[str] = MlflowOption,
+    mlflow_experiment: Optional[str] = MlflowExperimentOption,
     quiet: bool = QuietOption,
     json_output: bool = JsonOption,
 ) -> None:
@@ -143,6 +152,7 @@ def train(
     """
     from nnlab.config import load_config
     from nnlab.plugins import import_plugins
+    from nnlab.tracking import target_of
     from nnlab.views.progress import EpochProgress
     from nnlab.views.summaries import run_summary
     from nnlab.train import run as training
@@ -155,18 +165,21 @@ def train(
             raise NnlabError("a run resumes with the config it started with; it cannot be changed on resume "
                              "(drop CONFIG, --set and --backend, or start a new run)", source="--resume")
         label, epochs = resume.name, None
-        start = functools.partial(training.resume, resume, data_dir=data_dir, argv=sys.argv)
+        start = functools.partial(training.resume, resume, data_dir=data_dir, argv=sys.argv,
+                                  tracking=target_of(mlflow, mlflow_experiment) if mlflow else None)
     elif config is None:
         raise NnlabError("give a config file or name (e.g. nnlab train spiral_mlp), or --resume RUN",
                          source="nnlab train")
     else:
         cfg = load_config(config, _with_backend(backend, set_ or []))
         label, epochs = cfg.name, cfg.training.epochs
+        target = target_of(mlflow, mlflow_experiment, cfg)
         if seeds is not None:
             _repeat(cfg, seeds, lambda c, tags, report=None: training.train(
-                c, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv, tags=tags, report=report),
+                c, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv, tags=tags, report=report, tracking=target),
                     lambda c: EpochProgress(f"{c.name} seed {c.seed}", epochs), quiet=quiet, json_output=json_output)
-        start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
+        start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv,
+                                  tracking=target)
     _run_and_render(start, lambda: EpochProgress(label, epochs), quiet=quiet, json_output=json_output,
                     render=lambda result: run_summary(result.metrics, str(result.run.path), result.history))
 
@@ -208,7 +221,9 @@ def schema() -> None:
 @app.command()
 @user_errors
 def sweep(
-    config: str = typer.Argument(..., metavar="CONFIG", help="A YAML config file, or the name of one (e.g. imdb_variants)."),
+    config: Optional[str] = typer.Argument(None, metavar="CONFIG",
+                                           help="A YAML config file, or the name of one (e.g. imdb_variants); "
+                                                "not needed with --resume."),
     grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2,...",
                                              help="Values of a dotted key to try; repeatable (a grid)."),
     random: Optional[int] = typer.Option(None, "--random", metavar="N", help="Draw N random trials."),
@@ -217,15 +232,25 @@ def sweep(
     kfold: bool = typer.Option(False, "--kfold", help="Run every trial as a k-fold validation (nnlab kfold); "
                                                       "ranked by the mean validation metric over the folds."),
     metric: Optional[str] = typer.Option(None, "--metric", metavar="METRIC", help="What ranks trials, e.g. val_accuracy."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, metavar="N", help="Worker processes (local), or CPUs of a local Ray."),
-    executor: str = typer.Option("local", "--executor", metavar="NAME", help="local or ray."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N",
+                                       help="Worker processes (local), or CPUs of a local Ray (default 1)."),
+    executor: Optional[str] = typer.Option(None, "--executor", metavar="NAME", help="local (default) or ray."),
     address: Optional[str] = typer.Option(None, "--address", metavar="ADDRESS", help="Ray cluster: auto, ray://host:port."),
-    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", min=0.0, metavar="CPUS",
-                                         help="CPUs per Ray task (a trial, or a fold with --kfold)."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", min=0.0, metavar="GPUS",
-                                         help="GPUs per Ray task (a trial, or a fold with --kfold)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0.0, metavar="CPUS",
+                                                   help="CPUs per Ray task (a trial, or a fold with --kfold; "
+                                                        "default 1)."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0.0, metavar="GPUS",
+                                                   help="GPUs per Ray task (a trial, or a fold with --kfold; "
+                                                        "default 0)."),
+    max_trials: Optional[int] = typer.Option(None, "--max-trials", min=1, metavar="N",
+                                             help="Refuse a sweep of more than N runs (default 10,000)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_FOLDER",
+                                          help="Run the trials a stopped sweep did not finish, in its folder, "
+                                               "with its config, space, metric and executor."),
     set_: Optional[List[str]] = SetOption,
-    runs_dir: Path = RunsDirOption,
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", metavar="DIR",
+                                            help="Root folder of the run folders (default: runs; with --resume, "
+                                                 "the sweep folder's)."),
     data_dir: Optional[Path] = DataDirOption,
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
@@ -242,12 +267,23 @@ def sweep(
     from nnlab.config import load_config
     from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
+    from nnlab.repeats import parse_seeds
+    from nnlab.views.console import console
     from nnlab.views.progress import TrialLines
     from nnlab.views.summaries import sweep_summary
-    from nnlab.sweep import run as sweeps
+    from nnlab.sweep import resume as resumes, run as sweeps
     from nnlab.sweep.ranking import sweep_direction, sweep_metric
-    from nnlab.sweep.space import build_trials, space_of
+    from nnlab.sweep.space import build_trials, check_size, space_of
 
+    if config is None and resume is None:
+        raise NnlabError("give a CONFIG to sweep, or --resume SWEEP_FOLDER to finish a sweep", source="nnlab sweep")
+    previous = resumes.read_previous(resume) if resume is not None else None
+    recorded = previous.executor_options if previous is not None else {}
+    executor = executor or recorded.get("executor") or "local"
+    address = address or (recorded.get("address") if executor == recorded.get("executor") else None)
+    jobs = jobs or (recorded.get("jobs") if executor == recorded.get("executor") else None) or 1
+    cpus_per_trial = recorded.get("cpus_per_trial", 1.0) if cpus_per_trial is None else cpus_per_trial
+    gpus_per_trial = recorded.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
     if executor not in ("local", "ray"):
         raise NnlabError(f"unknown executor '{executor}' (accepted: local, ray)", source="--executor")
     if address and executor != "ray":
@@ -256,22 +292,48 @@ def sweep(
         raise NnlabError("--jobs sets the CPUs of a local Ray instance; a cluster at --address has its own "
                          "(use --cpus-per-trial for each task's share)", source="--jobs")
     import_plugins(plugin or [])
-    base = load_config(config, _with_backend(backend, set_ or []))
+    overrides = _with_backend(backend, set_ or [])
+    if previous is None:
+        base = load_config(config, overrides)
+    else:
+        base = load_config(config, overrides) if config else previous.base.with_overrides(overrides)
     from nnlab.backend import use_backend
 
     use_backend(base.backend, source=base.source)  # before the workers start: they inherit it
-    kfold = kfold or (base.sweep is not None and base.sweep.kfold)
-    space = space_of(base, grid or [], param or [], random)
+    changes_space = bool(grid or param or random)
+    space = space_of(base, grid or [], param or [], random) if previous is None or changes_space else previous.space
+    seed_list = None if seeds is None else parse_seeds(seeds, base.seed)
+    if previous is not None:
+        seed_list = previous.seeds if seeds is None else seed_list
+        kfold, metric = kfold or previous.kfold, metric or previous.metric
+        resumes.check_unchanged(previous, base, space, seed_list, metric, kfold)
+        base = previous.base
+        again = resumes.unfinished(previous)
+        if not again:
+            raise NnlabError(f"every one of its {len(previous.outcomes)} trials completed or diverged; nothing "
+                             "to resume", source=str(previous.run.path))
+        if not (quiet or json_output):
+            console.print(f"resuming {previous.run.path}: {len(again)} of its {len(previous.outcomes)} runs "
+                          "to run again", soft_wrap=True)
+    else:
+        kfold = kfold or (base.sweep is not None and base.sweep.kfold)
+        size = check_size(space, seed_list, max_trials)  # before a single trial is expanded or validated
+        if not (quiet or json_output):
+            console.print(f"sweep of {size}; validating every trial's config", highlight=False)
     metric = sweep_metric(base, metric, kfold)
     sweep_direction(base, metric)  # a metric whose direction nothing can tell is refused before any trial
-    from nnlab.repeats import parse_seeds
-
-    trials = build_trials(base, space.points(base.seed), None if seeds is None else parse_seeds(seeds, base.seed))
+    trials = build_trials(base, space.points(base.seed), seed_list)
+    if previous is not None:
+        trials = resumes.trials_to_run(previous, trials)
+    where = runs_dir or (previous.run.path.parent if previous is not None else Path("runs"))
+    options = {"executor": executor, "jobs": jobs, "address": address, "cpus_per_trial": cpus_per_trial,
+               "gpus_per_trial": gpus_per_trial}
     with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
-        result = sweeps.run_sweep(base, trials, pool, runs_dir=runs_dir, data_dir=data_dir, metric=metric,
+        result = sweeps.run_sweep(base, trials, pool, runs_dir=where, data_dir=data_dir, metric=metric,
                                   executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
                                   space=space.as_dict(), kfold=kfold, jobs=jobs if executor == "local" else 1,
-                                  report=None if quiet or json_output else TrialLines())
+                                  report=None if quiet or json_output else TrialLines(), seeds=seed_list,
+                                  executor_options=options, previous=previous)
     if json_output:
         from nnlab.runs.format import SWEEP
 
@@ -384,6 +446,100 @@ def show(
     show_run(run, runs_dir)
 
 
+# -- run management: tags, notes, the trash (nnlab.views.manage) ---------------------------------------
+
+ManageFilterOption = typer.Option(None, "--filter", "-f", metavar="KEY<OP>VALUE",
+                                  help="Choose runs as nnlab compare --filter does (e.g. status=failed, "
+                                       "tag.lesson=4); with RUN, keep those of them that match; repeatable.")
+DryRunOption = typer.Option(False, "--dry-run", help="Print what would change, and change nothing.")
+
+
+@app.command()
+@user_errors
+def tag(
+    items: Optional[List[str]] = typer.Argument(None, metavar="RUN|KEY=VALUE",
+                                                help="Runs (a run folder, a run id, a unique prefix of one, or "
+                                                     "'last') and the tags to set on them."),
+    remove: Optional[List[str]] = typer.Option(None, "--remove", "-r", metavar="KEY",
+                                               help="Take the tag KEY away; repeatable."),
+    filter_: Optional[List[str]] = ManageFilterOption,
+    dry_run: bool = DryRunOption,
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Tag runs (KEY=VALUE, kept in their tags.json); with no tag given, print their tags.
+
+    compare filters, sorts and groups by them as tag.KEY.
+
+    Example: [bold]nnlab tag last lesson=4 student=ann[/]
+    """
+    from nnlab.views.manage import run_tag
+
+    run_tag(items or [], remove=remove or [], filters=filter_ or [], runs_dir=runs_dir, dry_run=dry_run)
+
+
+@app.command()
+@user_errors
+def note(
+    run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    text: Optional[str] = typer.Argument(None, metavar="TEXT", help="The note (it replaces the note there is)."),
+    append: bool = typer.Option(False, "--append", "-a", help="Add TEXT as a new line of the note."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the note."),
+    dry_run: bool = DryRunOption,
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Write a run's note (one free text, shown by show and report); with no TEXT, print it.
+
+    Example: [bold]nnlab note last "dropout helps; try 0.3 next"[/]
+    """
+    from nnlab.views.manage import run_note
+
+    run_note(run, text, append=append, clear=clear, runs_dir=runs_dir, dry_run=dry_run)
+
+
+@app.command()
+@user_errors
+def rm(
+    runs: Optional[List[str]] = typer.Argument(None, metavar="RUN",
+                                               help="Runs to move to the trash (a run folder, a run id, a unique "
+                                                    "prefix of one, or 'last'); a sweep takes its trials along."),
+    filter_: Optional[List[str]] = ManageFilterOption,
+    list_trash: bool = typer.Option(False, "--list", help="List what is in the trash."),
+    purge: bool = typer.Option(False, "--purge", help="Delete what is in the trash, for good."),
+    older_than: Optional[str] = typer.Option(None, "--older-than", metavar="AGE",
+                                             help="With --purge: only what was removed more than AGE ago "
+                                                  "(30d, 12h, 2w)."),
+    dry_run: bool = DryRunOption,
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Move runs to <runs-dir>/.trash/ (compare and report skip it); nothing is deleted without --purge.
+
+    A running run is refused, unless it is lost (its process is gone).
+
+    Example: [bold]nnlab rm --filter status=failed --dry-run[/]
+    """
+    from nnlab.views.manage import run_rm
+
+    run_rm(runs or [], filters=filter_ or [], runs_dir=runs_dir, dry_run=dry_run, list_trash=list_trash,
+           purge=purge, older_than=older_than)
+
+
+@app.command()
+@user_errors
+def restore(
+    runs: Optional[List[str]] = typer.Argument(None, metavar="RUN",
+                                     help="Runs in the trash: a run id, a unique prefix of one, or 'last'."),
+    dry_run: bool = DryRunOption,
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Move runs back from the trash to --runs-dir (a sweep with its trials).
+
+    Example: [bold]nnlab restore 20250101T100000Z_digits[/]
+    """
+    from nnlab.views.manage import run_restore
+
+    run_restore(runs or [], runs_dir=runs_dir, dry_run=dry_run)
+
+
 @app.command()
 @user_errors
 def predict(
@@ -417,6 +573,37 @@ def predict(
                                "plot": None if result.plot is None else str(result.plot)}, indent=2))
     else:
         render(result, top)
+
+
+@app.command()
+@user_errors
+def export(
+    run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    fmt: str = typer.Option(..., "--format", metavar="FORMAT", help="saved_model, onnx or tflite."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="PATH",
+                                          help="Where to write the export (default: RUN/export/saved_model/, "
+                                               "RUN/export/model.onnx or RUN/export/model.tflite); a folder "
+                                               "for onnx or tflite gets model.onnx or model.tflite inside."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export at that path."),
+    runs_dir: Path = RunsDirOption,
+    data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
+    json_output: bool = typer.Option(False, "--json", help="Print what was written and the check as JSON."),
+) -> None:
+    """Export a run's model as a SavedModel, ONNX or TFLite file, checked against model.keras on the first
+    10 test examples (exit 1 if they differ by more than 1e-5).
+
+    Example: [bold]nnlab export last --format onnx[/]
+    """
+    from nnlab.export import export_run, render
+    from nnlab.plugins import import_plugins
+
+    import_plugins(plugin or [])
+    result = export_run(run, fmt=fmt, output=output, force=force, runs_dir=runs_dir, data_dir=data_dir)
+    if json_output:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        render(result)
 
 
 datasets_app = typer.Typer(help="The datasets nnlab knows, where each would come from, and one example shown.",
@@ -482,6 +669,8 @@ def kfold(
     plugin: Optional[List[str]] = PluginOption,
     backend: Optional[str] = BackendOption,
     seeds: Optional[str] = SeedsOption,
+    mlflow: Optional[str] = MlflowOption,
+    mlflow_experiment: Optional[str] = MlflowExperimentOption,
     quiet: bool = QuietOption,
     json_output: bool = JsonOption,
 ) -> None:
@@ -493,6 +682,7 @@ def kfold(
     from nnlab.executors import make_executor
     from nnlab.kfold.run import run_kfold
     from nnlab.plugins import import_plugins
+    from nnlab.tracking import target_of
     from nnlab.views.progress import KFoldProgress
     from nnlab.views.summaries import kfold_summary
 
@@ -509,15 +699,156 @@ def kfold(
         from nnlab.backend import use_backend
 
         use_backend(cfg.backend, source=cfg.source)
+        target = target_of(mlflow, mlflow_experiment, cfg)
         if seeds is not None:
             _repeat(cfg, seeds, lambda c, tags, report=None: run_kfold(
                 c, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs, argv=sys.argv, executor=pool,
-                tags=tags, report=report), lambda c: KFoldProgress(f"{c.name} seed {c.seed}"), quiet=quiet,
-                    json_output=json_output)
+                tags=tags, report=report, tracking=target), lambda c: KFoldProgress(f"{c.name} seed {c.seed}"),
+                    quiet=quiet, json_output=json_output)
         start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
-                                  argv=sys.argv, executor=pool)
+                                  argv=sys.argv, executor=pool, tracking=target)
         _run_and_render(start, lambda: KFoldProgress(cfg.name), quiet=quiet, json_output=json_output,
                         render=kfold_summary)
+
+
+RerunRunsDirOption = typer.Option(None, "--runs-dir", metavar="DIR",
+                                  help="Where RUN ids are looked up (default runs/) and the new run folder goes "
+                                       "(default: beside RUN).")
+
+
+@app.command()
+@user_errors
+def rerun(
+    run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    set_: Optional[List[str]] = SetOption,
+    runs_dir: Optional[Path] = RerunRunsDirOption,
+    data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
+    quiet: bool = QuietOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Start a new run from a run folder's config.yaml, as a train or k-fold run as it was; its
+    metrics.json records rerun_of.
+
+    Example: [bold]nnlab rerun last --set training.epochs=80[/]
+    """
+    from nnlab import rerun as reruns
+    from nnlab.plugins import import_plugins
+    from nnlab.runs.reading import resolve_run
+
+    import_plugins(plugin or [])
+    original = reruns.original_run(resolve_run(run, runs_dir or "runs"), set_ or [])
+    for note in original.notes:
+        _warn(note)
+    progress, render = _displays_of(original)
+    start = functools.partial(reruns.rerun, original, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv)
+    _run_and_render(start, progress, quiet=quiet, json_output=json_output, render=render)
+
+
+@app.command()
+@user_errors
+def verify(
+    run: str = typer.Argument(..., metavar="RUN", help="A run folder, a run id, a unique prefix of one, or 'last'."),
+    tol: float = typer.Option(1e-6, "--tol", min=0.0, metavar="TOL",
+                              help="The largest absolute difference of a final metric that still agrees "
+                                   "(0: identical figures)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the new run folder (beside RUN, or in --runs-dir), "
+                                                    "tagged rerun_of; otherwise it trains in a temporary folder "
+                                                    "that is removed afterwards."),
+    runs_dir: Optional[Path] = RerunRunsDirOption,
+    data_dir: Optional[Path] = DataDirOption,
+    plugin: Optional[List[str]] = PluginOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Train a run again from its config and print each final metric beside the original's; exit 0 when all
+    agree within --tol, 1 otherwise.
+
+    Example: [bold]nnlab verify last --tol 0[/]
+    """
+    from nnlab import rerun as reruns
+    from nnlab.plugins import import_plugins
+    from nnlab.runs.reading import resolve_run
+
+    import_plugins(plugin or [])
+    original = reruns.original_run(resolve_run(run, runs_dir or "runs"), verifying=True)
+    for line in reruns.provenance_warnings(original, data_dir):  # before it trains: what may explain a difference
+        _warn(line)
+    progress, _ = _displays_of(original)
+    start = functools.partial(reruns.verify, original, tolerance=tol, keep=keep, runs_dir=runs_dir,
+                              data_dir=data_dir, argv=sys.argv)
+    if json_output:
+        verification = start()
+        typer.echo(json.dumps(verification.to_dict(), indent=2))
+    else:
+        with progress() as display:
+            verification = start(report=display)
+        _verification_summary(verification)
+    raise typer.Exit(verification.exit_code)
+
+
+def _warn(line: str) -> None:
+    """One warning line on stderr."""
+    from rich.markup import escape
+
+    from nnlab.views.console import err_console
+
+    err_console.print(f"[yellow]warning:[/] {escape(line)}", markup=True, soft_wrap=True)
+
+
+def _displays_of(original):
+    """The progress display and the summary ``nnlab train`` (or ``nnlab kfold``) shows, for a new run of
+    ``original``'s kind."""
+    from nnlab.views.progress import EpochProgress, KFoldProgress
+    from nnlab.views.summaries import kfold_summary, run_summary
+
+    config = original.config
+    if original.kind == "kfold":
+        return (lambda: KFoldProgress(config.name)), kfold_summary
+    return ((lambda: EpochProgress(config.name, config.training.epochs)),
+            lambda result: run_summary(result.metrics, str(result.run.path), result.history))
+
+
+def _verification_summary(verification) -> None:
+    """``nnlab verify``'s table: each final metric, the original's figure, the new run's, their difference;
+    then one line saying whether the run is verified and, if not, which metrics are outside."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from nnlab.views.console import console
+
+    def exact(value) -> str:  # ten significant digits: a difference the tolerance sees shows in the next column
+        return "-" if value is None else f"{value:.10g}"
+
+    def gap(value) -> str:
+        return "-" if value is None else "0" if value == 0 else f"{value:.3g}"
+
+    name = escape(verification.original.run_id)
+    if verification.checks:
+        table = Table(show_header=True, header_style="bold")
+        table.add_column("metric")
+        for header in ("original", "re-run", "|difference|"):
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True)
+        for c in verification.checks:
+            table.add_row(escape(c.label), exact(c.original), exact(c.rerun), gap(c.difference),
+                          "ok" if c.within else "[red]outside[/]", style=None if c.within else "red")
+        console.print(table)
+    tolerance = f"{verification.tolerance:g}"
+    if verification.checks and verification.verified:
+        largest = max(c.difference or 0.0 for c in verification.checks)
+        console.print(f"[green]verified[/] {name}: all {len(verification.checks)} final metrics agree within "
+                      f"{tolerance} (largest difference {gap(largest)})", soft_wrap=True)
+    elif verification.checks:
+        outside = ", ".join(f"{c.label} ({'missing in one run' if c.difference is None else f'by {gap(c.difference)}'})"
+                            for c in verification.outside)
+        console.print(f"[red]not verified[/] {name}: outside the tolerance {tolerance}: {escape(outside)}",
+                      soft_wrap=True)
+    else:
+        message = f": {verification.message}" if verification.message else ""
+        console.print(f"[red]not verified[/] {name}: the re-run ended {verification.status}{escape(message)}",
+                      soft_wrap=True)
+    if verification.kept is not None:
+        console.print(f"re-run folder: [bold]{escape(str(verification.kept))}[/]", soft_wrap=True)
 
 
 def _repeat(config, seeds: str, run_one, progress, *, quiet: bool, json_output: bool) -> None:
@@ -561,7 +892,7 @@ def _run_and_render(start, progress, *, quiet: bool, json_output: bool, render) 
     Args:
         start: the run; ``start(report=...)`` takes the progress display.
         progress: makes the progress display (a context manager).
-        quiet: print only the run folder.
+        quiet: print only the run folder (and on stderr the status of a run that did not complete).
         json_output: print metrics.json.
         render: prints the summary of the result.
     """
@@ -574,9 +905,44 @@ def _run_and_render(start, progress, *, quiet: bool, json_output: bool, render) 
         typer.echo(json.dumps(result.metrics, indent=2))
     elif quiet:
         typer.echo(str(result.run.path))
+        if result.exit_code:  # scripts get the folder on stdout, and why it did not complete on stderr
+            status, message = result.metrics.get("status"), result.metrics.get("message")
+            typer.echo(f"{status}: {message}" if message else str(status), err=True)
     else:
         render(result)
     raise typer.Exit(result.exit_code)
+
+
+mlflow_app = typer.Typer(help="Copy run folders to an MLflow tracking server.", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
+
+
+@mlflow_app.command("push")
+@user_errors
+def mlflow_push(
+    paths: Optional[List[str]] = typer.Argument(None, metavar="PATH",
+                                                help="Run folders or runs roots (default: --runs-dir)."),
+    uri: Optional[str] = typer.Option(None, "--uri", metavar="URI",
+                                      help="The MLflow tracking URI (default: MLFLOW_TRACKING_URI)."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", metavar="NAME",
+                                             help="The MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, else nnlab)."),
+    runs_dir: Path = RunsDirOption,
+) -> None:
+    """Upload run folders to MLflow: one MLflow run each (k-fold folds and sweep trials nested), found again
+    by its run id, so pushing twice sends only what is new.
+
+    Example: [bold]nnlab mlflow push runs/ --uri http://127.0.0.1:5000[/]
+    """
+    from nnlab.tracking import push_runs, target_of
+    from nnlab.views.console import console
+
+    target = target_of(uri, experiment)
+    if target is None:
+        raise NnlabError("give --uri URI (or set MLFLOW_TRACKING_URI)", source="nnlab mlflow push")
+    pushed = push_runs(target, paths or [], runs_dir)
+    for line in pushed.lines():
+        console.print(line, markup=False, soft_wrap=True)
+    raise typer.Exit(1 if pushed.failed else 0)
 
 
 def main() -> None:

@@ -8,16 +8,35 @@ One pool serves ``nnlab kfold --jobs`` and ``nnlab sweep --jobs``: :class:`Proce
 Its workers start at once and import TensorFlow while the driver is still reading
 the config; with ``driver_helps`` the driver takes tasks too whenever every worker
 is busy, so N jobs cost N - 1 extra TensorFlow start-ups, not N.
+
+A worker that dies (killed, out of memory, a crash in native code) is not a task's
+error: on the pool and on Ray the task it was running is tried once more on a fresh
+worker, and only when that worker dies too is it given up, as :class:`WorkerDied`.
+The other tasks go on.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
+import itertools
 import multiprocessing
 import os
+import shutil
+import signal
+import tempfile
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from nnlab.errors import NnlabError
+
+#: How many times a task is started on a fresh worker when its worker dies under it (the first try included).
+TRIES = 2
+
+
+class WorkerDied(Exception):
+    """A task's worker process (or its node) died under it on every try: not an error of the task."""
+
 
 def worker_threads(jobs: int) -> int:
     """Threads per worker so that ``jobs`` workers share this machine's cores."""
@@ -129,6 +148,13 @@ class ProcessExecutor(Executor):
     a pool made before the config is read has its start-up overlap the driver's.
     Workers ignore Ctrl-C: the driver records the stop and :meth:`close` ends them.
 
+    A worker that dies breaks a ``ProcessPoolExecutor`` and fails every task it held.
+    Here a fresh pool takes over: the task that was running in the dead worker counts a
+    try, every other task is submitted again as if nothing happened, and a task whose
+    worker died on each of its :data:`TRIES` ends with :class:`WorkerDied`. Each task
+    notes which worker started it (a file named after the task in a private folder), so
+    the dead worker's task is told from its neighbours.
+
     Args:
         jobs: processes that run tasks at once.
         driver_helps: this process is one of the ``jobs``: it starts ``jobs - 1`` workers
@@ -142,23 +168,108 @@ class ProcessExecutor(Executor):
         self.jobs = jobs
         self.driver_helps = driver_helps
         self.workers = max(1, jobs - 1) if driver_helps else jobs
-        threads = worker_threads(jobs)
+        self._threads = worker_threads(jobs)
         if driver_helps and "keras" not in sys.modules and "tensorflow" not in sys.modules:
-            limit_threads(threads)  # this process trains tasks too: its share, set before TensorFlow loads
-        context = multiprocessing.get_context("spawn")
-        self._pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                                 initializer=_worker_init, initargs=(threads,))
+            limit_threads(self._threads)  # this process trains tasks too: its share, set before TensorFlow loads
+        self._context = multiprocessing.get_context("spawn")
+        self._starts = Path(tempfile.mkdtemp(prefix="nnlab-pool-"))
+        self._numbers = itertools.count()
+        self._live: dict[int, _PoolTask] = {}  # submitted, not yet gathered nor cancelled
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> futures.ProcessPoolExecutor:
+        pool = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
+                                           initializer=_worker_init, initargs=(self._threads,))
         for _ in range(self.workers):  # each submission starts a process now, not at the first task
-            self._pool.submit(_ready)
+            pool.submit(_ready)
+        return pool
 
     def submit(self, fn, args):
-        return self._pool.submit(fn, *args)
+        task = _PoolTask(next(self._numbers), fn, args)
+        self._live[task.number] = task
+        self._start(task)
+        return task
+
+    def _start(self, task: "_PoolTask") -> None:
+        (self._starts / str(task.number)).unlink(missing_ok=True)
+        task.pool = self._pool
+        try:
+            task.future = self._pool.submit(_started, str(self._starts), task.number, task.fn, task.args)
+        except BrokenProcessPool:  # the pool broke since the last task: a fresh one takes this one too
+            task.future = futures.Future()
+            task.future.set_exception(BrokenProcessPool("broken before the task was sent"))
+            self._replace(task.pool)
+
+    @staticmethod
+    def _broke(task: "_PoolTask") -> bool:
+        future = task.future
+        return future.done() and not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
+
+    def _replace(self, broken: futures.ProcessPoolExecutor) -> None:
+        """A fresh pool instead of ``broken``, and every task ``broken`` failed submitted to it again
+        or given up (once: a later call for the same pool does nothing).
+
+        The task that was running in the worker that died counts a try. The pool ends its
+        other workers itself (SIGTERM; those still alive are killed here, as their results
+        can no longer come back); a worker that another signal ended died on its own. When
+        none is known to have (one was killed with SIGTERM, say), every task that had
+        started counts a try, and when none had started (a worker died starting), every one.
+        """
+        if broken is not self._pool:
+            return
+        processes = list((getattr(broken, "_processes", None) or {}).values())
+        exits = _exit_codes(processes)
+        # Killed by a signal, not the pool's SIGTERM. (A worker that caught that SIGTERM in training
+        # ends its task as interrupted, then exits with code 1 when it finds the pool gone.)
+        died = {pid for pid, code in exits.items() if code is not None and code < 0 and code != -signal.SIGTERM}
+        for process in processes:  # a worker in training turns the pool's SIGTERM into a stop and lives on
+            if process.is_alive():
+                process.kill()
+        broken.shutdown(wait=True, cancel_futures=True)  # every task it held has failed by now
+        self._pool = self._new_pool()
+        hit = [t for t in self._live.values() if t.pool is broken and self._broke(t)]
+        started = {t.number: self._worker_of(t) for t in hit}
+        counted = ([t for t in hit if started[t.number] in died] or
+                   [t for t in hit if started[t.number] is not None] or hit)
+        for task in counted:
+            task.tries += 1
+        for task in hit:
+            if task.tries >= TRIES:
+                task.died = True
+            else:
+                self._start(task)
+
+    def _worker_of(self, task: "_PoolTask") -> int | None:
+        """The process id of the worker that started ``task``, or None if none did."""
+        try:
+            return int((self._starts / str(task.number)).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _settle(self, task: "_PoolTask") -> bool:
+        """For a task whose future is done: True when that is its outcome, False when it runs
+        again (its pool broke under it)."""
+        if not task.died and self._broke(task):
+            self._replace(task.pool)
+        return task.died or task.future.done() and not self._broke(task)
+
+    def _outcome(self, task: "_PoolTask") -> tuple[Any, BaseException | None]:
+        self._live.pop(task.number, None)
+        if task.died:
+            return None, WorkerDied(f"its worker process died on each of {TRIES} tries (killed, or out of memory)")
+        error = task.future.exception()
+        return (None, error) if error else (task.future.result(), None)
 
     def gather(self, handles):
-        position = {future: i for i, future in enumerate(handles)}
+        position = {task.number: i for i, task in enumerate(handles)}
+        waiting = list(handles)
         try:
-            for future in futures.as_completed(position):
-                yield (position[future], *_outcome(future))
+            while waiting:
+                futures.wait([t.future for t in waiting], return_when=futures.FIRST_COMPLETED)
+                for task in [t for t in waiting if t.future.done()]:
+                    if self._settle(task):
+                        waiting.remove(task)
+                        yield (position[task.number], *self._outcome(task))
         finally:
             self.cancel(handles)
 
@@ -167,25 +278,28 @@ class ProcessExecutor(Executor):
             yield from super().run(fn, tasks)
             return
         waiting = list(enumerate(tasks))
-        running: dict[futures.Future, int] = {}
+        running: dict[int, _PoolTask] = {}  # position -> task
         try:
             while waiting or running:
                 while waiting and len(running) < self.workers:
                     i, args = waiting.pop(0)
-                    running[self._pool.submit(fn, *args)] = i
+                    running[i] = self.submit(fn, args)
                 if waiting:  # every worker is busy: this process takes the next task
                     i, args = waiting.pop(0)
                     yield (i, *_call(here or fn, (i, args) if here else args))
                 else:
-                    futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                for future in [f for f in running if f.done()]:
-                    yield (running.pop(future), *_outcome(future))
+                    futures.wait([t.future for t in running.values()], return_when=futures.FIRST_COMPLETED)
+                for i, task in [(i, t) for i, t in running.items() if t.future.done()]:
+                    if self._settle(task):
+                        del running[i]
+                        yield (i, *self._outcome(task))
         finally:
-            self.cancel(running)
+            self.cancel(running.values())
 
     def cancel(self, handles):
-        for future in handles:
-            future.cancel()
+        for task in list(handles):
+            task.future.cancel()
+            self._live.pop(task.number, None)
 
     def close(self) -> None:
         # Running tasks are not waited for: their results would be read by nobody. The pool's own
@@ -200,23 +314,56 @@ class ProcessExecutor(Executor):
             if process.is_alive():  # still importing TensorFlow on a loaded machine, say
                 process.kill()
                 process.join(timeout=5)
+        shutil.rmtree(self._starts, ignore_errors=True)
+
+
+def _exit_codes(processes: list[Any], wait: float = 5.0) -> dict[int, int | None]:
+    """Each process's exit code; None for one still alive.
+
+    The pool's own thread may be reaping a dead worker at this very moment, and until it
+    has, the worker's exit code reads None: a worker whose end is visible (its sentinel)
+    is given up to ``wait`` seconds for its code to show.
+    """
+    import time
+    from multiprocessing.connection import wait as ended
+
+    deadline = time.monotonic() + wait
+    while True:
+        gone = {p.pid for p in processes if ended([p.sentinel], 0)}
+        codes = {p.pid: p.exitcode for p in processes}
+        if all(codes[pid] is not None for pid in gone) or time.monotonic() > deadline:
+            return codes
+        time.sleep(0.02)
+
+
+class _PoolTask:
+    """A task on the pool: what to submit again if its worker dies, and its current future."""
+
+    def __init__(self, number: int, fn: Callable[..., Any], args: tuple):
+        self.number, self.fn, self.args = number, fn, args
+        self.future: futures.Future = None  # type: ignore[assignment]
+        self.pool: futures.ProcessPoolExecutor | None = None
+        self.tries = 0
+        self.died = False
+
+
+def _started(starts: str, number: int, fn: Callable[..., Any], args: tuple) -> Any:
+    """A task in a worker: first a note of which worker runs it (its process id), then the task."""
+    with open(os.path.join(starts, str(number)), "w") as note:
+        note.write(str(os.getpid()))
+    return fn(*args)
 
 
 def _ready() -> None:
     """The first task of each worker: nothing (its initializer has imported TensorFlow)."""
 
 
-def _outcome(future: futures.Future) -> tuple[Any, BaseException | None]:
-    from concurrent.futures.process import BrokenProcessPool
-
-    error = future.exception()
-    if isinstance(error, BrokenProcessPool):
-        error = RuntimeError("its worker process died (killed, or out of memory)")
-    return (None, error) if error else (future.result(), None)
-
-
 class RayExecutor(Executor):
     """Tasks as Ray tasks: on the cluster at ``address``, or on a local Ray instance.
+
+    A task whose worker or node dies is run again once by Ray itself (``max_retries``);
+    one whose worker dies on both tries ends with :class:`WorkerDied` and the reason. A
+    task that raises is not run again: that is its outcome.
 
     Args:
         address: ``auto``, ``ray://host:port``, a ``host:port`` of a running head, or None
@@ -251,7 +398,8 @@ class RayExecutor(Executor):
                 raise NnlabError(f"cannot connect to Ray at {address or 'a local instance'}: {err}",
                                  source="--address") from None
         self.cpus, self.gpus = cpus, gpus
-        self._remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(_ray_task)
+        # Ray runs a task again when its worker or node dies (not when the task raises): once.
+        self._remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=TRIES - 1)(_ray_task)
         self._outstanding: set[Any] = set()
 
     def submit(self, fn, args):
@@ -272,8 +420,13 @@ class RayExecutor(Executor):
                     yield position[ref], ray.get(ref), None
                 except ray.exceptions.RayTaskError as err:
                     yield position[ref], None, err.cause if isinstance(err.cause, BaseException) else err
-                except ray.exceptions.RayError as err:
+                except ray.exceptions.TaskCancelledError as err:
                     yield position[ref], None, err
+                except ray.exceptions.RayError as err:  # its worker or node died, on every try
+                    reason = " ".join(str(err).split())
+                    reason = reason if len(reason) <= 300 else reason[:297] + "..."
+                    yield position[ref], None, WorkerDied(f"its Ray worker died on each of {TRIES} tries "
+                                                          f"({type(err).__name__}: {reason})")
         finally:
             self.cancel(waiting)
 

@@ -242,6 +242,7 @@ def folder_record(folder: Path, status: str | None = None) -> FolderRecord:
 
     from nnlab.runs.liveness import lost_reason
     from nnlab.runs.reading import flatten, read_config, read_history, read_kfold, read_metrics
+    from nnlab.runs.tags import read_tags
 
     folder = Path(folder)
     metrics = read_metrics(folder)
@@ -283,6 +284,10 @@ def folder_record(folder: Path, status: str | None = None) -> FolderRecord:
             tags[f"nnlab.{key}"] = str(metrics[key])
     if metrics.get("message"):
         tags["nnlab.message"] = redact(str(metrics["message"]))[:5000]
+    user_tags, note, _ = read_tags(folder)  # nnlab tag and nnlab note: MLflow tags and its run description
+    tags.update({f"tag.{key}": redact(value) for key, value in user_tags.items()})
+    if note:
+        tags["mlflow.note.content"] = redact(note)
     return FolderRecord(params, history, finals, tags, now, nested)
 
 

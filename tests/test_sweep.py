@@ -474,3 +474,84 @@ def test_missing_data_is_refused_once_before_any_trial(cli, write_config, tmp_pa
     assert result.exit_code == 2, result.output
     assert result.output.count("missing.npz") == 1 and "Traceback" not in result.output
     assert not runs.exists() or not any(runs.iterdir())
+
+
+# -- size: a space too large is refused at once, a large one validates fast ---------------------------------
+
+HUNDRED = ",".join(str(i) for i in range(1, 101))
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--grid", f"seed={HUNDRED}", "--grid", f"training.epochs={HUNDRED}",
+      "--grid", f"model.layers.0.Dense.units={HUNDRED}"], "the sweep has 1,000,000 trials, more than the limit of 10,000"),
+    (["--random", "20000", "--param", "seed=randint(0, 9)"], "the sweep has 20,000 trials"),
+    (["--grid", f"seed={HUNDRED}", "--grid", f"training.epochs={HUNDRED}", "--seeds", "2"],
+     "the sweep has 10,000 trials x 2 seeds = 20,000 runs, more than the limit of 10,000"),
+    (["--grid", f"seed={HUNDRED}", "--random", "101", "--param", "training.epochs=randint(1, 9)"],
+     "the sweep has 10,100 trials"),
+    (["--grid", "seed=1,2,3", "--max-trials", "2"], "the sweep has 3 trials, more than the limit of 2"),
+    (["--grid", f"seed={HUNDRED}", "--grid", f"training.epochs={HUNDRED}", "--max-trials", "9999"],
+     "give --max-trials 10000 to run them all"),
+])
+def test_a_sweep_above_the_limit_is_refused_before_any_trial_is_expanded_or_validated(
+        cli, write_config, tmp_path, monkeypatch, options, says):
+    def never(*args, **kwargs):
+        raise AssertionError("expanded or validated a sweep that is refused for its size")
+
+    monkeypatch.setattr(spaces, "expand", never)
+    monkeypatch.setattr(spaces, "build_trials", never)
+    result = cli("sweep", write_config(BASE), *options, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("error:") == 1 and says in result.stderr and "--max-trials" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_config_sweep_section_of_a_million_trials_is_refused_the_same_way(cli, write_config, tmp_path):
+    values = "[" + HUNDRED + "]"
+    path = write_config(BASE + f"sweep:\n  variants: [{{}}, {{loss: mse}}]\n  grid:\n    seed: {values}\n"
+                               f"    training.epochs: {values}\n    model.layers.0.Dense.units: {values}\n")
+    result = cli("sweep", path, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "the sweep has 2,000,000 trials" in result.stderr
+    zero = cli("sweep", path, "--max-trials", "0", "--runs-dir", tmp_path / "runs")
+    assert zero.exit_code == 2 and "--max-trials" in zero.output
+
+
+def test_the_size_is_counted_without_expanding_and_said_before_validation(cli, write_config, tmp_path):
+    spaces_to_count = [spaces.Space(), spaces.Space(grid={"seed": [1, 2, 3], "loss": ["mse", "mae"]}),
+                       spaces.Space(variants=[{}, {"seed": 1}], grid={"loss": ["mse", "mae"]}),
+                       spaces.Space(random={"seed": "randint(0, 9)"}, n_random=4),
+                       spaces.Space(variants=[{}], grid={"loss": ["mse"]}, random={"seed": "randint(0, 9)"}, n_random=3),
+                       spaces.Space(grid={"seed": []})]
+    for space in spaces_to_count:
+        assert space.size() == len(space.points(0)), space
+    assert spaces.check_size(spaces.Space(grid={"seed": list(range(10_001))}), None, 10_001) == "10,001 trials"
+    with pytest.raises(Exception, match="10,001 trials, more than the limit of 10,000"):
+        spaces.check_size(spaces.Space(grid={"seed": list(range(10_001))}))
+    # A sweep that passes says its size first; the refusal of its last trial shows every trial was validated.
+    result = cli("sweep", write_config(BASE), "--grid", "training.epochs=" + ",".join(map(str, range(1, 137))) + ",0",
+                 "--grid", "seed=" + ",".join(map(str, range(73))), "--max-trials", "10001",
+                 "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "sweep of 10,001 trials; validating" in result.stdout
+    assert "trial 9928 (training.epochs=0, seed=0)" in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_each_distinct_keras_part_is_built_once_however_many_trials_share_it(monkeypatch):
+    from nnlab import keras_objects
+
+    built = {"layer": 0, "optimizer": 0, "loss": 0, "metric": 0}
+    for name in built:
+        original = getattr(keras_objects, name)
+
+        def counting(*args, _name=name, _original=original):
+            built[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(keras_objects, name, counting)
+    base = config_from_text(SPIRAL, "exp.yaml")
+    grid = {"seed": list(range(10)), "optimizer.learning_rate": [0.1 * i for i in range(1, 11)],
+            "model.layers.0.Dense.units": list(range(1, 11))}
+    trials = spaces.build_trials(base, spaces.expand(grid))
+    assert len(trials) == 1000 and trials[-1].config.model.layers[0]["Dense"]["units"] == 10
+    assert built == {"layer": 10 + 1, "optimizer": 10, "loss": 1, "metric": 1}
+    with pytest.raises(ConfigError, match=r"trial 3 \(model.layers.0.Dense.activation=\"rellu\"\)"):
+        spaces.build_trials(base, spaces.expand({"model.layers.0.Dense.activation": ["tanh", "relu", "tanh", "rellu"]}))

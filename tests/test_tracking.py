@@ -144,10 +144,13 @@ def test_pushed_kfold_run_and_sweep_read_back_nested_and_pushing_again_adds_noth
     assert cli("kfold", path, "--runs-dir", runs, "--final", "--quiet").exit_code == 0
     assert cli("sweep", path, "--grid", "optimizer.learning_rate=0.5,1.0", "--set", "training.validation_split=0.2",
                "--runs-dir", runs, "--quiet").exit_code == 0
+    kfold = next(p for p in runs.iterdir() if p.name.endswith("_kfold"))
+    assert cli("tag", kfold, "lesson=4").exit_code == 0 and cli("note", kfold, "first try").exit_code == 0
     pushed = cli("mlflow", "push", runs, "--uri", server, "--experiment", "pushed")
     assert pushed.exit_code == 0, pushed.output + pushed.stderr
     mirrored = runs_of(server, "pushed")
-    kfold = next(p for p in runs.iterdir() if p.name.endswith("_kfold"))
+    assert mirrored[kfold.name].data.tags["tag.lesson"] == "4"
+    assert mirrored[kfold.name].data.tags["mlflow.note.content"] == "first try"
     sweep = next(p for p in runs.iterdir() if p.name.endswith("_sweep"))
     trials = [Path(t["folder"]) for t in json.loads((sweep / "sweep.json").read_text())["trials"]]
     assert set(mirrored) == {kfold.name, f"{kfold.name}/fold_1", f"{kfold.name}/fold_2", sweep.name,

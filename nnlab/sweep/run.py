@@ -5,12 +5,15 @@ Every trial is a run folder of its own (a train run, or a k-fold run with
 the sweep writes ``runs/<timestamp>_<name>_sweep/`` with sweep.json (the space,
 every trial's folder, status and metrics) and a ranked summary. Trials run here, in
 a pool of worker processes, or on a Ray cluster (:mod:`nnlab.executors`). The space
-is :mod:`nnlab.sweep.space`'s, the ranking :mod:`nnlab.sweep.ranking`'s.
+is :mod:`nnlab.sweep.space`'s, the ranking :mod:`nnlab.sweep.ranking`'s; a sweep that
+did not finish is resumed in its own folder (:mod:`nnlab.sweep.resume`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from nnlab.config import Config, config_from_dict
 from nnlab.errors import NnlabError
-from nnlab.executors import Executor
+from nnlab.executors import Executor, WorkerDied
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.runs import format as runfile
 from nnlab.runs.folder import RunFolder, atomic_write, utc_now
@@ -198,12 +201,13 @@ class SweepResult:
 def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir: str | Path = "runs",
               data_dir: str | Path | None = None, metric: str | None = None, executor_name: str = "local",
               space: dict[str, Any] | None = None, kfold: bool = False, jobs: int = 1,
-              report: Callable[[TrialOutcome, int], None] | None = None) -> SweepResult:
+              report: Callable[[TrialOutcome, int], None] | None = None, seeds: list[int] | None = None,
+              executor_options: dict[str, Any] | None = None, previous: Any = None) -> SweepResult:
     """Run every trial on ``executor`` and write the sweep folder.
 
     Args:
         base: the sweep's config (before the trials' parameters).
-        trials: from :func:`build_trials`.
+        trials: from :func:`build_trials` (with ``previous``: the trials to run again).
         executor: where trials run (:func:`nnlab.executors.make_executor`).
         runs_dir: the runs root: trial folders and the sweep folder go there.
         data_dir: a folder of downloaded dataset files (a path every worker can read).
@@ -213,6 +217,10 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         kfold: run every trial as a k-fold validation (:func:`kfold_trials`).
         jobs: the worker processes, recorded in k-fold trials' metrics.json.
         report: called with each finished trial and the number of trials.
+        seeds: the seeds of ``--seeds``, recorded in sweep.json (a resume repeats them).
+        executor_options: the command line's executor options, recorded for a resume.
+        previous: a :class:`nnlab.sweep.resume.PreviousSweep`: resume it, in its own folder, with its
+            trial numbers; ``trials`` are the ones it did not finish.
 
     Returns:
         The sweep's result; its exit code is 0 when every trial completed, 1 when
@@ -221,18 +229,35 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     metric = sweep_metric(base, metric, kfold)
     way = sweep_direction(base, metric)
     check_data(trials, data_dir)
-    started = utc_now()
-    sweep = RunFolder.create(runs_dir, base.name, runfile.KIND_SUFFIX["sweep"], started=started)
-    outcomes = [TrialOutcome(t.index, t.params, repeat=t.repeat) for t in trials]
-    repeated = any(t.repeat is not None for t in trials)
-    record: dict[str, Any] = {
-        "sweep_id": sweep.run_id, "name": base.name, "status": Status.RUNNING.value, "metric": metric,
-        "direction": way, "executor": executor_name,
-        "trial_kind": "kfold" if kfold else "train", "space": space or {},
-        "started": started.isoformat(timespec="seconds"), "trials": [],
-    }
-    sweep.write_yaml(runfile.CONFIG, base.to_dict())
-    clock = time.perf_counter()
+    if previous is None:
+        started = utc_now()
+        sweep = RunFolder.create(runs_dir, base.name, runfile.KIND_SUFFIX["sweep"], started=started)
+        outcomes = [TrialOutcome(t.index, t.params, repeat=t.repeat) for t in trials]
+        record: dict[str, Any] = {
+            "sweep_id": sweep.run_id, "name": base.name, "status": Status.RUNNING.value, "metric": metric,
+            "direction": way, "executor": executor_name,
+            "trial_kind": "kfold" if kfold else "train", "space": space or {},
+            "seeds": seeds, "executor_options": executor_options or {}, "config_id": config_id(base),
+            "started": started.isoformat(timespec="seconds"), "trials": [],
+        }
+        sweep.write_yaml(runfile.CONFIG, base.to_dict())
+        earlier = 0.0
+    else:
+        sweep, outcomes, record = previous.run, previous.outcomes, previous.record
+        again = {(t.index, t.repeat) for t in trials}
+        for outcome in outcomes:
+            if (outcome.index, outcome.repeat) in again:
+                outcome.status, outcome.folder, outcome.metrics, outcome.message = Status.PENDING.value, None, {}, None
+        record.update(status=Status.RUNNING.value, executor=executor_name)
+        record.setdefault("executor_options", executor_options or {})
+        record.pop("finished", None)
+        record.setdefault("resumed", []).append({"time": utc_now().isoformat(timespec="seconds"),
+                                                 "trials": len(trials)})
+        earlier = float(record.get("wall_time_s") or 0)
+    record.update(pid=os.getpid(), host=socket.gethostname())  # a resume refuses a sweep still running
+    slot = {(o.index, o.repeat): position for position, o in enumerate(outcomes)}
+    repeated = any(o.repeat is not None for o in outcomes)
+    clock = time.perf_counter() - earlier
     status, exit_code = Status.COMPLETED, 0
 
     def save() -> None:
@@ -262,7 +287,7 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
                 finished = executor.run(train_trial_remote, [(t.config.to_dict(), t.config.source, data_dir,
                                                               tags_of(t)) for t in trials])
             for i, result, error in finished:
-                outcome = outcomes[i]
+                outcome = outcomes[slot[trials[i].index, trials[i].repeat]]
                 if error is not None:
                     outcome.status, outcome.message = Status.FAILED.value, _error_text(error)
                 else:
@@ -300,6 +325,15 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
                        kfold=kfold, direction=way, note=metric_note(metric, kfold), trials=stats)
 
 
+def config_id(config: Config) -> str:
+    """The SHA-256 (16 hex digits) of a sweep's resolved config as canonical JSON, seed included:
+    sweep.json records it, and a resume refuses a config.yaml that no longer gives it."""
+    import hashlib
+
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOutcome], metric: str, way: str,
                    clock: float) -> dict[str, Any]:
     best = None
@@ -328,11 +362,12 @@ def _with_absolute_data_path(trial: Trial) -> Trial:
     if not isinstance(path, str) or Path(path).expanduser().is_absolute() or not Path(path).expanduser().exists():
         return trial
     absolute = str(Path(path).expanduser().resolve())
-    return Trial(trial.index, trial.params, trial.config.with_overrides([f"dataset.path={json.dumps(absolute)}"]))
+    return Trial(trial.index, trial.params, trial.config.with_overrides([f"dataset.path={json.dumps(absolute)}"]),
+                 trial.repeat)
 
 
 def _error_text(error: BaseException) -> str:
-    if isinstance(error, NnlabError):
+    if isinstance(error, (NnlabError, WorkerDied)):
         return str(error)
     from nnlab.keras_objects import keras_reason
 

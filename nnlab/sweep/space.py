@@ -2,8 +2,11 @@
 
 The space is the product of three axes, each optional: ``variants`` (a list of
 hand-picked variations, "one change at a time"), ``grid`` (every combination of
-some keys' values) and ``random`` (N draws from distributions per point). Every
-trial's config is validated, Keras names included, before any trial starts.
+some keys' values) and ``random`` (N draws from distributions per point). Its size
+is known before anything is expanded, and a space above :data:`MAX_TRIALS` runs is
+refused unless the user raises the limit. Every trial's config is validated, Keras
+names included, before any trial starts; each distinct layer, optimizer, loss and
+metric is built once, however many trials share it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from typing import Any
 import numpy as np
 
 from nnlab.config import Config
-from nnlab.errors import ConfigError
+from nnlab.errors import ConfigError, NnlabError
 from nnlab.yamlfile import parse_yaml
+
+#: The most runs (trials, times the seeds of ``--seeds``) a sweep makes unless ``--max-trials`` says otherwise.
+MAX_TRIALS = 10_000
 
 _DISTRIBUTION = re.compile(r"^\s*(uniform|loguniform|randint|choice)\s*\((.*)\)\s*$", re.S)
 
@@ -99,7 +105,7 @@ def expand(grid: dict[str, list[Any]], random: dict[str, Any] | None = None, n_r
         One ``{dotted key: value}`` per trial, in a stable order.
     """
     keys = list(grid)
-    combos = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] or [{}]
+    combos = [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] if keys else [{}]
     points = [{**variant, **combo} for variant in (variants or [{}]) for combo in combos]
     if not random:
         return points if keys or variants else []
@@ -113,6 +119,11 @@ def expand(grid: dict[str, list[Any]], random: dict[str, Any] | None = None, n_r
 
 def build_trials(base: Config, params: list[dict[str, Any]], seeds: list[int] | None = None) -> list[Trial]:
     """Validate every trial's config before any trial starts.
+
+    Each trial's config is validated in full (the schema, with its overrides); the Keras
+    objects are built once per distinct layer, optimizer, loss and metric
+    (:func:`check_keras_objects`), so a grid of 10,000 trials over a few values of each
+    key validates in seconds.
 
     Args:
         base: the sweep's config.
@@ -128,14 +139,14 @@ def build_trials(base: Config, params: list[dict[str, Any]], seeds: list[int] | 
     if not params:
         raise ConfigError("the sweep has no trials: give --grid KEY=V1,V2 or --random N with --param, "
                           "or a sweep section in the config", source=base.source)
-    from nnlab.keras_objects import build_objects
-
     trials = []
+    checked: set[str] = set()
+    without_sweep = [] if base.sweep is None else ["sweep=null"]  # a trial is a normal config
     for i, point in enumerate(params):
-        overrides = ["sweep=null"] + [f"{key}={json.dumps(value)}" for key, value in point.items()]
+        overrides = without_sweep + [f"{key}={json.dumps(value)}" for key, value in point.items()]
         try:
             config = base.with_overrides(overrides)
-            build_objects(config)  # Keras names and arguments, before any trial starts
+            check_keras_objects(config, checked)  # Keras names and arguments, before any trial starts
         except ConfigError as err:
             raise ConfigError(f"trial {i} ({_describe(point)}) is not a valid config: {err}",
                               source=base.source) from None
@@ -145,6 +156,34 @@ def build_trials(base: Config, params: list[dict[str, Any]], seeds: list[int] | 
             trials.extend(Trial(i, point, config.with_overrides([f"seed={seed}"]), repeat)
                           for repeat, seed in enumerate(seeds))
     return trials
+
+
+def check_keras_objects(config: Config, checked: set[str]) -> None:
+    """What :func:`nnlab.keras_objects.build_objects` checks, each distinct part built once.
+
+    A layer's, the optimizer's, the loss's and a metric's validity depend on their own
+    config form only, so a part already built for an earlier trial is not built again.
+
+    Args:
+        config: a trial's config.
+        checked: the parts built so far (their canonical JSON); updated.
+
+    Raises:
+        ConfigError: naming the key of the first part Keras refuses.
+    """
+    from nnlab import keras_objects as objects
+
+    parts = [(["layer", spec], lambda i=i, spec=spec: objects.layer(spec, config, ("model", "layers", i)))
+             for i, spec in enumerate(config.model.layers)]
+    parts.append((["optimizer", config.optimizer.name, config.optimizer.options], lambda: objects.optimizer(config)))
+    parts.append((["loss", config.loss], lambda: objects.loss(config.loss, config)))
+    parts.extend((["metric", m], lambda i=i, m=m: objects.metric(m, config, ("metrics", i)))
+                 for i, m in enumerate(config.metrics))
+    for form, build in parts:
+        key = json.dumps(form, sort_keys=True, default=str)
+        if key not in checked:
+            build()
+            checked.add(key)
 
 
 @dataclass
@@ -160,9 +199,59 @@ class Space:
         """One ``{dotted key: value}`` per trial."""
         return expand(self.grid, self.random, self.n_random, seed=seed, variants=self.variants)
 
+    def size(self) -> int:
+        """How many points :meth:`points` makes, counted without making them."""
+        if not self.grid and not self.variants and not self.random:
+            return 0
+        count = max(1, len(self.variants)) * math.prod(len(values) for values in self.grid.values())
+        return count * self.n_random if self.random else count
+
     def as_dict(self) -> dict[str, Any]:
         """For sweep.json."""
         return {"variants": self.variants, "grid": self.grid, "random": self.random, "n_random": self.n_random}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> "Space":
+        """The space sweep.json recorded (:meth:`as_dict`).
+
+        Raises:
+            NnlabError: when ``data`` is not such a record.
+        """
+        try:
+            space = cls(grid=dict(data["grid"]), random=dict(data["random"]), n_random=int(data["n_random"]),
+                        variants=[dict(v) for v in data["variants"]])
+        except (KeyError, TypeError, ValueError):
+            raise NnlabError("sweep.json records no parameter space nnlab can read (edited, or damaged)",
+                             source=source) from None
+        if any(not isinstance(v, list) for v in space.grid.values()):
+            raise NnlabError("sweep.json's grid is damaged: every key needs a list of values", source=source)
+        return space
+
+
+def check_size(space: Space, seeds: list[int] | None = None, limit: int | None = None) -> str:
+    """Refuse a sweep of more runs than ``limit``, before a single trial is expanded or validated.
+
+    Args:
+        space: the sweep's space.
+        seeds: the seeds of ``--seeds`` (each trial runs once per seed), or None.
+        limit: the most runs allowed (``--max-trials``); default :data:`MAX_TRIALS`.
+
+    Returns:
+        The sweep's size in words: ``1,000 trials``, or ``40 trials x 5 seeds = 200 runs``.
+
+    Raises:
+        NnlabError: naming the count, the limit and ``--max-trials``.
+    """
+    limit = MAX_TRIALS if limit is None else limit
+    trials = space.size()
+    runs = trials * (len(seeds) if seeds else 1)
+    count = f"{trials:,} {'trial' if trials == 1 else 'trials'}"
+    if seeds:
+        count += f" x {len(seeds)} {'seed' if len(seeds) == 1 else 'seeds'} = {runs:,} runs"
+    if runs > limit:
+        raise NnlabError(f"the sweep has {count}, more than the limit of {limit:,}; narrow the space, or give "
+                         f"--max-trials {runs} to run them all")
+    return count
 
 
 def space_of(base: Config, grid_options: list[str], param_options: list[str], n_random: int | None) -> Space:
