@@ -257,6 +257,8 @@ def sweep(
     seeds: Optional[str] = typer.Option(None, "--seeds", metavar="N|S1,S2,...",
                                         help="Repeat every trial with N seeds (or these seeds); trials are ranked "
                                              "by their mean, shown with ± std, the 95% CI and n."),
+    mlflow: Optional[str] = MlflowOption,
+    mlflow_experiment: Optional[str] = MlflowExperimentOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
     json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
 ) -> None:
@@ -329,7 +331,10 @@ def sweep(
     options = {"executor": executor, "jobs": jobs, "address": address, "cpus_per_trial": cpus_per_trial,
                "gpus_per_trial": gpus_per_trial}
     with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
+        from nnlab.tracking import target_of
+
         result = sweeps.run_sweep(base, trials, pool, runs_dir=where, data_dir=data_dir, metric=metric,
+                                  tracking=target_of(mlflow, mlflow_experiment, base),
                                   executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
                                   space=space.as_dict(), kfold=kfold, jobs=jobs if executor == "local" else 1,
                                   report=None if quiet or json_output else TrialLines(), seeds=seed_list,

@@ -434,6 +434,11 @@ class Tracker:
             for key, _, _ in pending:
                 self.unsent[key] = self.unsent.get(key, 0) + 1
 
+    def nested(self, folder: Path) -> None:
+        """A run folder nested under this run (a sweep's trial), pushed as it finishes."""
+        if self.run is not None:
+            self._guard(lambda: push_folder(self.experiment, folder, parent=self.run))
+
     def fold(self, folder: Path, fold: int, figures: dict[str, float]) -> None:
         """A k-fold run's fold as it finishes (0-based ``fold``, its final validation ``figures``)."""
         if self.run is not None:

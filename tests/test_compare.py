@@ -532,3 +532,15 @@ def test_odd_process_records_of_a_running_run_never_stop_a_listing(tmp_path, rec
     assert listing.exit_code == 0, listing.output
     assert json.loads(listing.stdout)[0]["status"] == status
     assert invoke("show", root / "20250101T100000Z_odd").exit_code == 0
+
+
+def test_a_sweep_whose_process_is_gone_is_lost(tmp_path):
+    root = tmp_path / "runs"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    from nnlab.runs.liveness import host_name
+
+    make_run(root, "20250101T100000Z", "grid_sweep", kind="sweep", status="running", pid=int(dead.stdout),
+             host=host_name())
+    listing = invoke("compare", root, "--format", "json")
+    assert json.loads(listing.stdout)[0]["status"] == "lost"
+    assert "nnlab sweep --resume" in listing.stderr

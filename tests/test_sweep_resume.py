@@ -252,12 +252,13 @@ def test_resume_refuses_what_is_not_a_sweep_it_can_finish(tmp_path, write_config
     record = read_record(folder)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:  # a sweep whose process still runs on this machine
-        import socket
+        from nnlab.runs.liveness import host_name, process_start
 
         (folder / "sweep.json").write_text(json.dumps({**record, "status": "running", "pid": sleeper.pid,
-                                                       "host": socket.gethostname()}))
+                                                       "host": host_name(),
+                                                       "process_start": process_start(sleeper.pid)}))
         running = cli("sweep", "--resume", folder)
-        assert running.exit_code == 2 and f"still running (process {sleeper.pid})" in running.stderr
+        assert running.exit_code == 2 and f"still running (pid {sleeper.pid} on this host)" in running.stderr
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -291,3 +291,18 @@ def test_tracking_does_not_change_the_group_of_a_config():
     plain = config_from_text(SPIRAL, "a.yaml")
     tracked = config_from_text(SPIRAL + "tracking: {mlflow: 'http://127.0.0.1:5000', experiment: x}\n", "a.yaml")
     assert plain.group_id() == tracked.group_id()
+
+
+def test_a_sweep_tracked_live_nests_its_trials(server, tmp_path, cli, write_config):
+    path = write_config(SPIRAL.replace("epochs: 5", "epochs: 3"))
+    result = cli("sweep", path, "--grid", "optimizer.learning_rate=0.5,1.0", "--set", "training.validation_split=0.2",
+                 "--runs-dir", tmp_path / "runs", "--mlflow", server, "--mlflow-experiment", "live-sweep", "--quiet")
+    assert result.exit_code == 0, result.output + result.stderr
+    sweep = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith("_sweep"))
+    trials = [Path(t["folder"]) for t in json.loads((sweep / "sweep.json").read_text())["trials"]]
+    mirrored = runs_of(server, "live-sweep")
+    assert set(mirrored) == {sweep.name, *(t.name for t in trials)}
+    assert mirrored[sweep.name].info.status == "FINISHED"
+    for trial in trials:
+        assert mirrored[trial.name].data.tags["mlflow.parentRunId"] == mirrored[sweep.name].info.run_id
+        assert_mirrors(server, mirrored[trial.name], trial)

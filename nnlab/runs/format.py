@@ -258,6 +258,8 @@ class SweepMetrics:
         trials: how many trials the sweep has; ``trial_statuses`` counts them by status.
         metric: what ranks them; ``direction``: max or min.
         best: ``{"trial", "params", "folder", "value"}`` of the best completed trial, or None.
+        message: why a sweep that crashed itself failed.
+        pid, host, process_start, heartbeat: the process that runs it, as :class:`RunMetrics` has them.
     """
 
     run_id: str
@@ -272,6 +274,11 @@ class SweepMetrics:
     finished: str | None = None
     wall_time_s: float | None = None
     best: dict[str, Any] | None = None
+    message: str | None = None
+    pid: int | None = None
+    host: str | None = None
+    process_start: int | None = None
+    heartbeat: str | None = None
     kind: str = "sweep"
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,20 +171,16 @@ def _folder_says(outcome: TrialOutcome) -> bool:
 
 
 def _refuse_if_running(record: dict[str, Any], source: str) -> None:
-    """A sweep whose process is still alive on this machine is not resumed twice at once."""
-    pid, host = record.get("pid"), record.get("host")
-    if record.get("status") != Status.RUNNING.value or host != socket.gethostname() or not isinstance(pid, int):
+    """A sweep whose process may still be alive (:func:`nnlab.runs.liveness.still_running`) is not
+    resumed twice at once."""
+    from nnlab.runs.liveness import still_running
+
+    if record.get("pid") == os.getpid():
         return
-    if pid == os.getpid():
-        return
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return  # its process is gone: the sweep was killed
-    except PermissionError:
-        pass
-    raise NnlabError(f"the sweep is still running (process {pid}); stop it first, or wait for it to end",
-                     source=source)
+    alive = still_running(record)
+    if alive is not None:
+        raise NnlabError(f"the sweep is still running ({alive}); stop it first, or wait for it to end",
+                         source=source)
 
 
 def _plain(value: Any) -> Any:

@@ -12,8 +12,6 @@ did not finish is resumed in its own folder (:mod:`nnlab.sweep.resume`).
 from __future__ import annotations
 
 import json
-import os
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,10 +23,13 @@ from nnlab.errors import NnlabError
 from nnlab.executors import Executor, WorkerDied
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.runs import format as runfile
+from nnlab.runs import liveness
 from nnlab.runs.folder import RunFolder, atomic_write, utc_now
+from nnlab.runs.liveness import Heartbeat, this_process
 from nnlab.runs.format import Status, SweepMetrics
 from nnlab.sweep.ranking import metric_note, rank_trials, ranked, summary_markdown, sweep_direction, sweep_metric
 from nnlab.sweep.space import Trial
+from nnlab.tracking import finishing, start_tracker, tracking_experiment
 from nnlab.metric_names import value_of
 
 
@@ -202,7 +203,8 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
               data_dir: str | Path | None = None, metric: str | None = None, executor_name: str = "local",
               space: dict[str, Any] | None = None, kfold: bool = False, jobs: int = 1,
               report: Callable[[TrialOutcome, int], None] | None = None, seeds: list[int] | None = None,
-              executor_options: dict[str, Any] | None = None, previous: Any = None) -> SweepResult:
+              executor_options: dict[str, Any] | None = None, previous: Any = None,
+              tracking: Any = None) -> SweepResult:
     """Run every trial on ``executor`` and write the sweep folder.
 
     Args:
@@ -221,6 +223,8 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         executor_options: the command line's executor options, recorded for a resume.
         previous: a :class:`nnlab.sweep.resume.PreviousSweep`: resume it, in its own folder, with its
             trial numbers; ``trials`` are the ones it did not finish.
+        tracking: a :class:`nnlab.tracking.Target`: the sweep becomes an MLflow run, each trial a run
+            nested in it as the trial finishes.
 
     Returns:
         The sweep's result; its exit code is 0 when every trial completed, 1 when
@@ -229,6 +233,7 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     metric = sweep_metric(base, metric, kfold)
     way = sweep_direction(base, metric)
     check_data(trials, data_dir)
+    experiment = tracking_experiment(tracking)  # an unreachable server is refused before anything trains
     if previous is None:
         started = utc_now()
         sweep = RunFolder.create(runs_dir, base.name, runfile.KIND_SUFFIX["sweep"], started=started)
@@ -254,22 +259,38 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         record.setdefault("resumed", []).append({"time": utc_now().isoformat(timespec="seconds"),
                                                  "trials": len(trials)})
         earlier = float(record.get("wall_time_s") or 0)
-    record.update(pid=os.getpid(), host=socket.gethostname())  # a resume refuses a sweep still running
+    # Who runs it, and a heartbeat: a reader tells a running sweep from a lost one; a resume refuses a live one.
+    record.update(this_process(), heartbeat=utc_now().isoformat(timespec="seconds"))
     slot = {(o.index, o.repeat): position for position, o in enumerate(outcomes)}
     repeated = any(o.repeat is not None for o in outcomes)
     clock = time.perf_counter() - earlier
-    status, exit_code = Status.COMPLETED, 0
 
     def save() -> None:
-        record["trials"] = [vars(o) for o in outcomes]
-        sweep.write_json(runfile.SWEEP, record)
-        sweep.write_json(runfile.METRICS, _sweep_metrics(record, base, outcomes, metric, way, clock))
+        with sweep.lock:  # the heartbeat thread saves too: read and write as one step
+            record["heartbeat"] = utc_now().isoformat(timespec="seconds")
+            record["trials"] = [dict(vars(o)) for o in outcomes]
+            sweep.write_json(runfile.SWEEP, record)
+            sweep.write_json(runfile.METRICS, _sweep_metrics(record, base, outcomes, metric, way, clock))
 
     def tags_of(trial: Trial) -> dict[str, Any]:
         tags = {"sweep_id": sweep.run_id, "trial": trial.index, "trial_params": trial.params}
         return tags if trial.repeat is None else {**tags, "repeat": trial.repeat}
 
     save()
+    tracker = start_tracker(experiment, sweep)
+    with Heartbeat(save, liveness.HEARTBEAT_SECONDS), finishing(tracker, sweep.path):
+        return _run_trials(base, trials, executor, sweep, record, outcomes, slot, save, tags_of, tracker,
+                           runs_dir=runs_dir, data_dir=data_dir, metric=metric, way=way, kfold=kfold, jobs=jobs,
+                           report=report, clock=clock, repeated=repeated)
+
+
+def _run_trials(base: Config, trials: list[Trial], executor: Executor, sweep: RunFolder, record: dict[str, Any],
+                outcomes: list[TrialOutcome], slot: dict, save: Callable[[], None], tags_of: Callable, tracker: Any,
+                *, runs_dir: str | Path, data_dir: str | Path | None, metric: str, way: str, kfold: bool, jobs: int,
+                report: Callable[[TrialOutcome, int], None] | None, clock: float, repeated: bool) -> SweepResult:
+    """The part of :func:`run_sweep` after its folder exists: the trials, then the ranking; whatever
+    ends it, sweep.json and metrics.json say how (a crash of the sweep itself: ``failed``, error.txt)."""
+    status, exit_code = Status.COMPLETED, 0
     runs_dir = str(runs_dir)
     # Workers do not start in this directory (a Ray worker runs in its session's folder):
     # they get absolute paths, which must name the same files on every node.
@@ -301,10 +322,22 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
                     if result["exit_code"] in (130, 143):
                         raise Interrupted(result["exit_code"] - 128)
                 save()
+                if tracker is not None and outcome.folder:
+                    tracker.nested(Path(outcome.folder))
                 if report is not None:
                     report(outcome, len(trials))
     except Interrupted as stop:
         status, exit_code = Status.INTERRUPTED, stop.exit_code
+        executor.close()
+        for outcome in outcomes:
+            if outcome.status in (Status.PENDING.value, Status.RUNNING.value):
+                outcome.status = Status.NOT_RUN.value
+    except Exception as err:  # the sweep itself crashed (not a trial): recorded, never left running
+        import traceback
+
+        status, exit_code = Status.FAILED, 1
+        record["message"] = _error_text(err)
+        sweep.write_text(runfile.ERROR, traceback.format_exc())
         executor.close()
         for outcome in outcomes:
             if outcome.status in (Status.PENDING.value, Status.RUNNING.value):
@@ -352,7 +385,8 @@ def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOut
         started=record["started"], finished=record.get("finished"), metric=metric, direction=way,
         wall_time_s=record.get("wall_time_s", round(time.perf_counter() - clock, 3)), trials=len(outcomes),
         trial_statuses={s: sum(o.status == s for o in outcomes) for s in {o.status for o in outcomes}},
-        best=best,
+        best=best, message=record.get("message"), pid=record.get("pid"), host=record.get("host"),
+        process_start=record.get("process_start"), heartbeat=record.get("heartbeat"),
     ).to_dict()
 
 
