@@ -112,3 +112,12 @@ def run_probe(script: str, backend: str, tmp_path) -> dict:
                           env={**os.environ, "KERAS_BACKEND": backend})
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``, see pyproject.toml), each test module runs on one
+    worker (its module-scoped fixtures, such as the MLflow server, start once), and every test that
+    starts a local Ray cluster runs on the same worker, one at a time."""
+    for item in items:
+        group = "ray" if item.get_closest_marker("ray") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -143,18 +143,43 @@ def test_a_config_cannot_import_a_module(tmp_path, cli, write_config):
     assert not (tmp_path / "hacked").exists() and not Path("hacked").exists()
 
 
+#: Twenty processes claim a run folder of one name at one instant (what ``nnlab train`` does first).
+CLAIM = """
+import sys, time
+from datetime import datetime, timezone
+from nnlab.runs.folder import RunFolder
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+print(RunFolder.create(sys.argv[1], "tiny_spiral", started=datetime(2026, 1, 1, tzinfo=timezone.utc)).path)
+"""
+
+
+def test_twenty_processes_claiming_folders_at_once_get_twenty_folders(tmp_path):
+    import time
+
+    runs = tmp_path / "runs"
+    start = time.time() + 3  # all of them started and waiting: they claim in the same moment
+    processes = [subprocess.Popen([sys.executable, "-c", CLAIM, str(runs), str(start)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(20)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 20, [o[1][-500:] for o in outputs]
+    folders = {o[0].strip() for o in outputs}
+    assert len(folders) == 20 and len(list(runs.iterdir())) == 20
+
+
 @pytest.mark.slow
-def test_twenty_concurrent_trainings_get_twenty_complete_folders(tmp_path, write_config):
+def test_concurrent_trainings_into_one_runs_folder_each_complete_their_own(tmp_path, write_config):
     path = write_config(SPIRAL.replace("epochs: 5", "epochs: 1"))
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
     processes = [subprocess.Popen([sys.executable, "-m", "nnlab", "train", str(path), "--runs-dir", str(runs), "-q"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for _ in range(20)]
+                 for _ in range(4)]
     outputs = [p.communicate(timeout=600) for p in processes]
-    assert [p.returncode for p in processes] == [0] * 20, [o[1][-500:] for o in outputs]
+    assert [p.returncode for p in processes] == [0] * 4, [o[1][-500:] for o in outputs]
     folders = {o[0].strip() for o in outputs}
-    assert len(folders) == 20 and len(list(runs.iterdir())) == 20
+    assert len(folders) == 4 and len(list(runs.iterdir())) == 4
     for folder in folders:
         metrics = json.loads((Path(folder) / "metrics.json").read_text())
         assert metrics["status"] == "completed" and (Path(folder) / "model.keras").is_file()

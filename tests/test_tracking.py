@@ -280,6 +280,10 @@ def test_credentials_never_land_in_the_run_folder_or_the_output(server, tmp_path
         assert value not in written and value not in output, value
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["tracking"]["mlflow"].startswith("http://student:***@127.0.0.1")
+    report = cli("report", tmp_path / "runs", "-o", tmp_path / "report.html")
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "report.html").read_text()
+    assert "student:***@" in page and all(value not in page for value in (token, password, secret))
     mirrored = runs_of(server, "nnlab")[folder.name]
     assert password not in json.dumps(mirrored.data.params)
     assert_mirrors(server, mirrored, folder)
@@ -306,3 +310,25 @@ def test_a_sweep_tracked_live_nests_its_trials(server, tmp_path, cli, write_conf
     for trial in trials:
         assert mirrored[trial.name].data.tags["mlflow.parentRunId"] == mirrored[sweep.name].info.run_id
         assert_mirrors(server, mirrored[trial.name], trial)
+
+
+def test_an_interrupted_run_is_killed_in_mlflow_and_a_failed_one_failed(server, tmp_path, cli, write_config):
+    import signal
+
+    from nnlab.config import config_from_text
+    from nnlab.interrupts import Interrupted
+    from nnlab.train import run as training
+
+    def stop_at_2(done, epochs, logs, seconds):
+        if done == 2:
+            raise Interrupted(signal.SIGINT)
+
+    config = config_from_text(SPIRAL, str(tmp_path / "exp.yaml"))
+    stopped = training.train(config, runs_dir=tmp_path / "runs", report=stop_at_2).run.path
+    diverged = training.train(config.with_overrides(["optimizer.learning_rate=1.0e+30"]), runs_dir=tmp_path / "runs").run.path
+    assert cli("mlflow", "push", tmp_path / "runs", "--uri", server, "--experiment", "ended").exit_code == 0
+    mirrored = runs_of(server, "ended")
+    assert mirrored[stopped.name].info.status == "KILLED"
+    assert json.loads((diverged / "metrics.json").read_text())["status"] == "diverged"
+    assert mirrored[diverged.name].info.status == "FAILED"
+    assert_mirrors(server, mirrored[stopped.name], stopped)

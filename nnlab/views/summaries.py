@@ -235,7 +235,7 @@ def kfold_summary(result: Any) -> None:
         figures = ", ".join(f"{k} {number(v)}" for k, v in base.items() if k != "name")
         if figures:
             console.print(f"baseline: {figures}")
-    console.print(f"run folder: [bold]{result.run.path}[/]")
+    console.print(f"run folder: [bold]{escape(str(result.run.path))}[/]", soft_wrap=True)
 
 
 def repeats_summary(name: str, metrics: list[dict[str, Any]], folders: list[str], seeds: list[int]) -> None:
