@@ -941,7 +941,7 @@ def mlflow_push(
     from nnlab.tracking import push_runs, target_of
     from nnlab.views.console import console
 
-    target = target_of(uri, experiment)
+    target = target_of(uri, experiment, source="--uri")
     if target is None:
         raise NnlabError("give --uri URI (or set MLFLOW_TRACKING_URI)", source="nnlab mlflow push")
     pushed = push_runs(target, paths or [], runs_dir)

@@ -60,6 +60,8 @@ class Target:
 
     uri: str
     experiment: str
+    #: The command-line option the URI came through (messages name it).
+    source: str = "--mlflow"
 
     @property
     def shown(self) -> str:
@@ -67,7 +69,8 @@ class Target:
         return redact_uri(self.uri)
 
 
-def target_of(uri: str | None, experiment: str | None = None, config: Any = None) -> Target | None:
+def target_of(uri: str | None, experiment: str | None = None, config: Any = None,
+              source: str = "--mlflow") -> Target | None:
     """The tracking target of a command: ``--mlflow URI``, else the config's ``tracking``, else
     ``MLFLOW_TRACKING_URI``; None when there is none.
 
@@ -83,10 +86,10 @@ def target_of(uri: str | None, experiment: str | None = None, config: Any = None
     experiment = (experiment or getattr(tracking, "experiment", None) or os.environ.get(EXPERIMENT_VARIABLE)
                   or DEFAULT_EXPERIMENT)
     register(*uri_secrets(uri))
-    return Target(uri, experiment)
+    return Target(uri, experiment, source)
 
 
-def _mlflow():
+def _mlflow(source: str = "--mlflow"):
     """MLflow's client module, with HTTP retries kept short: an unreachable server must cost
     seconds, never minutes of backoff (the user's own settings win)."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -97,7 +100,7 @@ def _mlflow():
         import mlflow.entities as entities
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise NnlabError(INSTALL_HINT, source="--mlflow") from None
+        raise NnlabError(INSTALL_HINT, source=source) from None
     return MlflowClient, entities
 
 
@@ -108,20 +111,30 @@ def connect(target: Target) -> "Experiment":
         NnlabError: mlflow is not installed, or the server cannot be reached (exit code 2),
             before anything trains.
     """
-    client_class, _ = _mlflow()
+    client_class, _ = _mlflow(target.source)
     client = client_class(tracking_uri=target.uri)
     try:
         found = client.get_experiment_by_name(target.experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(target.experiment)
     except Exception as err:  # connection refused, DNS, TLS, an HTTP error: one message
         raise NnlabError(f"cannot reach the MLflow tracking server at {target.shown}: {_reason(err)}; "
-                         "start it, fix the URI, or drop --mlflow", source="--mlflow") from None
+                         "start it, or fix the URI", source=target.source) from None
     return Experiment(client, experiment_id, target)
 
 
+#: What a failed request's long text means, in a few words.
+_REASONS = (("Connection refused", "connection refused"), ("Max retries exceeded", "no answer"),
+            ("Name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
+            ("timed out", "timed out"), ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"))
+
+
 def _reason(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return redact(text[0] if text else type(err).__name__)[:300]
+    text = str(err).strip()
+    for marker, short in _REASONS:
+        if marker in text:
+            return short
+    lines = text.splitlines()
+    return redact(lines[0] if lines else type(err).__name__)[:300]
 
 
 @dataclass
