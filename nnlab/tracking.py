@@ -251,7 +251,6 @@ def folder_record(folder: Path, status: str | None = None) -> FolderRecord:
     Raises:
         NnlabError: the folder has no readable metrics.json.
     """
-    import math
 
     from nnlab.runs.liveness import lost_reason
     from nnlab.runs.reading import flatten, read_config, read_history, read_kfold, read_metrics
@@ -263,12 +262,7 @@ def folder_record(folder: Path, status: str | None = None) -> FolderRecord:
         params = {key: _param(value) for key, value in flatten(read_config(folder)).items()}
     except NnlabError:
         params = {}
-    history: dict[str, list[tuple[int, float]]] = {}
-    if metrics.get("kind") in ("train", None):
-        columns = read_history(folder)
-        epochs = columns.pop("epoch", [])
-        for key, values in columns.items():
-            history[key] = [(int(e), float(v)) for e, v in zip(epochs, values) if math.isfinite(v)]
+    history = _steps(read_history(folder)) if metrics.get("kind") in ("train", None) else {}
     finals = []
     for part, prefix in (("train", "train_"), ("validation", "validation_"), ("test", "test_")):
         finals += _figures(metrics.get(part), prefix)
@@ -322,15 +316,20 @@ def _param(value: Any) -> str:
 
 def fold_record(fold_folder: Path, fold: int, figures: dict[str, float]) -> FolderRecord:
     """A k-fold run's fold (``folds/fold_<i>/``) as a nested run: its history and final validation figures."""
-    import math
-
     from nnlab.runs.reading import read_history
 
-    columns = read_history(fold_folder)
+    return FolderRecord({}, _steps(read_history(fold_folder)), _figures(figures, "validation_"),
+                        {"nnlab.fold": str(fold + 1)}, "completed")
+
+
+def _steps(columns: dict[str, list[float]]) -> dict[str, list[tuple[int, float]]]:
+    """A history (:func:`nnlab.runs.reading.read_history`) as ``{key: [(epoch, value), ...]}``, the
+    NaN cells left out (MLflow has no missing value)."""
+    import math
+
     epochs = columns.pop("epoch", [])
-    history = {key: [(int(e), float(v)) for e, v in zip(epochs, values) if math.isfinite(v)]
-               for key, values in columns.items()}
-    return FolderRecord({}, history, _figures(figures, "validation_"), {"nnlab.fold": str(fold + 1)}, "completed")
+    return {key: [(int(e), float(v)) for e, v in zip(epochs, values) if math.isfinite(v)]
+            for key, values in columns.items()}
 
 
 def push_folder(experiment: Experiment, folder: Path, parent: MirroredRun | None = None) -> MirroredRun:

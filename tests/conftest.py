@@ -59,6 +59,19 @@ def run_nnlab(*args, cwd=None, env=None, **kwargs):
                           capture_output=True, text=True, **kwargs)
 
 
+def assert_imports_nothing_heavy(code: str) -> None:
+    """Run ``code`` in a fresh interpreter and assert it imported none of TensorFlow, Keras,
+    matplotlib, scikit-learn or NumPy."""
+    import subprocess
+
+    probe = code + ("heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+                    "{'tensorflow', 'keras', 'matplotlib', 'sklearn', 'numpy'})\nprint('heavy:', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert "heavy: []" in done.stdout
+
+
 SPIRAL = """
 name: tiny_spiral
 seed: 0

@@ -22,7 +22,7 @@ from nnlab.runs.format import INDEX
 from nnlab.runs.reading import collect, flatten, resolve_run
 from nnlab.views.compare import Filter
 
-from conftest import REPO, SPIRAL
+from conftest import SPIRAL, assert_imports_nothing_heavy
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -360,13 +360,8 @@ def test_compare_never_imports_tensorflow(runs, tmp_path):
         "assert r.exit_code == 0, r.output\n"
         f"r = CliRunner().invoke(app, ['compare', {str(runs)!r}, '--filter', 'optimizer.name=adam', '--format', 'csv'])\n"
         "assert r.exit_code == 0, r.output\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'matplotlib', 'sklearn', 'numpy'})\n"
-        "print('heavy:', heavy)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    assert "heavy: []" in done.stdout
+    assert_imports_nothing_heavy(code)
 
 
 # -- a terminal 80 columns wide -----------------------------------------------------------------

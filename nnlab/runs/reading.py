@@ -513,6 +513,15 @@ def _ago(seconds: float) -> str:
 
 # -- a runs root and its index --------------------------------------------------------------
 
+def _signature(path: str | Path) -> list[int] | None:
+    """What the index compares to know a file unchanged (mtime, size, inode); None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+
 class _Index:
     """The cache of folder summaries (and configs) in ``<root>/.nnlab-index.json``."""
 
@@ -530,11 +539,8 @@ class _Index:
 
     def summary(self, entry_name: str, folder: Path) -> tuple[dict[str, Any], str | None, dict[str, str]]:
         """Fields, warning and directions of a folder, from the cache when its metrics.json is unchanged."""
-        try:
-            st = os.stat(os.path.join(self.root, entry_name, METRICS))
-            signature = [st.st_mtime_ns, st.st_size, st.st_ino]
-        except OSError:
-            signature = None  # no metrics.json: looked at afresh every time (it may appear)
+        # No metrics.json (signature None): looked at afresh every time (it may appear).
+        signature = _signature(os.path.join(self.root, entry_name, METRICS))
         cached = self.entries.get(entry_name)
         if signature is not None and cached is not None and cached.get("sig") == signature:
             return cached["fields"], cached.get("warning"), cached.get("directions") or {}
@@ -553,11 +559,7 @@ class _Index:
         """The tag fields of a folder and what is wrong with its tags.json, from the cache when that
         file is unchanged (tags change without metrics.json changing: they have their own signature)."""
         entry = self.entries.get(folder.name)
-        try:
-            st = os.stat(folder / TAGS)
-            signature = [st.st_mtime_ns, st.st_size, st.st_ino]
-        except OSError:
-            signature = None
+        signature = _signature(folder / TAGS)
         if signature is None:  # no tags (the usual case): one failed stat, nothing read
             if entry is not None and "tags_sig" in entry:
                 for key in ("tags_sig", "tags", "tags_problem"):
@@ -575,11 +577,7 @@ class _Index:
     def config(self, folder: Path) -> dict[str, Any]:
         """The flattened config of a folder, from the cache when its config.yaml is unchanged."""
         entry = self.entries.get(folder.name)
-        try:
-            st = os.stat(folder / CONFIG)
-            signature = [st.st_mtime_ns, st.st_size, st.st_ino]
-        except OSError:
-            signature = None
+        signature = _signature(folder / CONFIG)
         if entry is not None and signature is not None and entry.get("config_sig") == signature:
             return entry["config"]
         flat, _ = read_flat_config(folder)

@@ -328,20 +328,14 @@ def _run_trials(base: Config, trials: list[Trial], executor: Executor, sweep: Ru
                     report(outcome, len(trials))
     except Interrupted as stop:
         status, exit_code = Status.INTERRUPTED, stop.exit_code
-        executor.close()
-        for outcome in outcomes:
-            if outcome.status in (Status.PENDING.value, Status.RUNNING.value):
-                outcome.status = Status.NOT_RUN.value
+        _not_run(executor, outcomes)
     except Exception as err:  # the sweep itself crashed (not a trial): recorded, never left running
         import traceback
 
         status, exit_code = Status.FAILED, 1
         record["message"] = _error_text(err)
         sweep.write_text(runfile.ERROR, traceback.format_exc())
-        executor.close()
-        for outcome in outcomes:
-            if outcome.status in (Status.PENDING.value, Status.RUNNING.value):
-                outcome.status = Status.NOT_RUN.value
+        _not_run(executor, outcomes)
     if status is Status.COMPLETED and any(o.status != Status.COMPLETED.value for o in outcomes):
         status, exit_code = Status.COMPLETED_WITH_FAILURES, 1
     record["status"] = status.value
@@ -356,6 +350,14 @@ def _run_trials(base: Config, trials: list[Trial], executor: Executor, sweep: Ru
     sweep.write_text(runfile.SWEEP_SUMMARY, summary_markdown(order, metric, kfold, stats))
     return SweepResult(run=sweep, outcomes=order, metric=metric, status=status.value, exit_code=exit_code,
                        kfold=kfold, direction=way, note=metric_note(metric, kfold), trials=stats)
+
+
+def _not_run(executor: Executor, outcomes: list[TrialOutcome]) -> None:
+    """The sweep ended early: stop the executor; the trials that had not finished were not run."""
+    executor.close()
+    for outcome in outcomes:
+        if outcome.status in (Status.PENDING.value, Status.RUNNING.value):
+            outcome.status = Status.NOT_RUN.value
 
 
 def config_id(config: Config) -> str:

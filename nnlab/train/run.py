@@ -152,13 +152,14 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
     from nnlab.runs.reading import read_env
 
     run = RunFolder(Path(run_dir))
-    metrics = RunMetrics.from_dict(read_metrics(run.path))
+    recorded = read_metrics(run.path)
+    metrics = RunMetrics.from_dict(recorded)
     if metrics.kind != "train":
         raise NnlabError(f"only train runs can be resumed (this one is a {metrics.kind or 'unknown'} run)",
                          source=str(run.path))
     if metrics.status is Status.COMPLETED:
         raise NnlabError("the run is already completed; nothing to resume", source=str(run.path))
-    alive = still_running(read_metrics(run.path))
+    alive = still_running(recorded)
     if alive is not None:
         raise NnlabError(f"the run is still running ({alive}); stop it first, or resume it once it is "
                          "stopped or lost", source=str(run.path))
