@@ -16,7 +16,7 @@ For each model, each in a fresh process, one after the other:
   the model (MLP: Dense 50-50-10; CNN: Conv2D 64 2x2 same relu, MaxPooling2D 2,
   Flatten, Dense 10 softmax), adam, categorical_crossentropy, ``fit`` with
   batch 32 and ``validation_split=0.1``; a callback times each epoch;
-- nnlab: ``nnlab.train.run.train`` of configs/fashion_mnist_mlp.yaml or
+- nnlab: ``nnlab.training.run.train`` of configs/fashion_mnist_mlp.yaml or
   fashion_mnist_cnn.yaml (the same model, batch size and validation rows) with
   ``training.epochs`` set to ``--epochs``; its per-epoch report gives the seconds.
 
@@ -109,7 +109,7 @@ print(json.dumps({"seconds": times.seconds, "val_accuracy": history.history["val
 NNLAB = r'''
 import json, sys
 from nnlab.config import load_config
-from nnlab.train.run import train
+from nnlab.training.run import train
 
 folder, config, runs, overrides = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 seconds, val_accuracy = [], []

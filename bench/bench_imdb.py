@@ -156,7 +156,7 @@ def nnlab(data: Path, runs: Path, epochs: int, extra: list[str]) -> dict:
     child = run_child(command).check("nnlab train")
     folder, = set(runs.iterdir()) - before
     metrics = json.loads((folder / "metrics.json").read_text())
-    from nnlab.runs.folder import read_history_csv
+    from nnlab.store.folder import read_history_csv
 
     curve = read_history_csv(folder / "history.csv")["val_accuracy"]
     return {"seconds": child.seconds, "rss": child.max_rss_bytes, "val_accuracy": metrics["validation"]["accuracy"],

@@ -155,7 +155,7 @@ def train(
     from nnlab.tracking import target_of
     from nnlab.views.progress import EpochProgress
     from nnlab.views.summaries import run_summary
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     import_plugins(plugin or [])
     if resume is not None and seeds is not None:
@@ -273,9 +273,9 @@ def sweep(
     from nnlab.views.console import console
     from nnlab.views.progress import TrialLines
     from nnlab.views.summaries import sweep_summary
-    from nnlab.sweep import resume as resumes, run as sweeps
-    from nnlab.sweep.ranking import sweep_direction, sweep_metric
-    from nnlab.sweep.space import build_trials, check_size, space_of
+    from nnlab.sweeps import resume as resumes, run as sweeps
+    from nnlab.sweeps.ranking import sweep_direction, sweep_metric
+    from nnlab.sweeps.space import build_trials, check_size, space_of
 
     if config is None and resume is None:
         raise NnlabError("give a CONFIG to sweep, or --resume SWEEP_FOLDER to finish a sweep", source="nnlab sweep")
@@ -340,7 +340,7 @@ def sweep(
                                   report=None if quiet or json_output else TrialLines(), seeds=seed_list,
                                   executor_options=options, previous=previous)
     if json_output:
-        from nnlab.runs.format import SWEEP
+        from nnlab.store.format import SWEEP
 
         typer.echo((result.run.path / SWEEP).read_text())
     elif quiet:
@@ -430,7 +430,7 @@ def report(
 
     Example: [bold]nnlab report --group-by model.layers.0.Dense.units --versus 16[/]
     """
-    from nnlab.report.write import write_report
+    from nnlab.reporting.write import write_report
 
     write_report(paths or [], runs_dir=runs_dir, output=output, filters=filter_ or [], last=last,
                  group_by=group_by, versus=versus, metric=metric)
@@ -567,7 +567,7 @@ def predict(
     Example: [bold]nnlab predict last --input digit.png --plot digit_prediction.png[/]
     """
     from nnlab.plugins import import_plugins
-    from nnlab.predict import predict as run_predict, render
+    from nnlab.prediction import predict as run_predict, render
 
     import_plugins(plugin or [])
     result = run_predict(run, runs_dir=runs_dir, index=index, input_file=input_file, plot=plot, data_dir=data_dir,
@@ -685,7 +685,7 @@ def kfold(
     """
     from nnlab.config import load_config
     from nnlab.executors import make_executor
-    from nnlab.kfold.run import run_kfold
+    from nnlab.crossval.run import run_kfold
     from nnlab.plugins import import_plugins
     from nnlab.tracking import target_of
     from nnlab.views.progress import KFoldProgress
@@ -739,7 +739,7 @@ def rerun(
     """
     from nnlab import rerun as reruns
     from nnlab.plugins import import_plugins
-    from nnlab.runs.reading import resolve_run
+    from nnlab.store.reading import resolve_run
 
     import_plugins(plugin or [])
     original = reruns.original_run(resolve_run(run, runs_dir or "runs"), set_ or [])
@@ -772,7 +772,7 @@ def verify(
     """
     from nnlab import rerun as reruns
     from nnlab.plugins import import_plugins
-    from nnlab.runs.reading import resolve_run
+    from nnlab.store.reading import resolve_run
 
     import_plugins(plugin or [])
     original = reruns.original_run(resolve_run(run, runs_dir or "runs"), verifying=True)

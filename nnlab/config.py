@@ -568,9 +568,9 @@ def set_dotted(data: dict[str, Any], key: str, value: Any, source: str = "") -> 
 
     Raises:
         ConfigError: when the path does not fit the data (a list position out of range), or is
-            deeper than a config nests (:data:`nnlab.runs.folder.MAX_NESTING`).
+            deeper than a config nests (:data:`nnlab.store.folder.MAX_NESTING`).
     """
-    from nnlab.runs.folder import MAX_NESTING
+    from nnlab.store.folder import MAX_NESTING
 
     parts = key.split(".")
     if len(parts) > MAX_NESTING:

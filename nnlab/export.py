@@ -7,7 +7,7 @@ loads on any backend.
 
 Every export is checked before it takes its name: it is loaded with its own runtime
 (TensorFlow's ``tf.saved_model.load``, onnxruntime, the LiteRT/TFLite interpreter) and run on
-the first test examples of the run's own data, prepared as :mod:`nnlab.predict` prepares
+the first test examples of the run's own data, prepared as :mod:`nnlab.prediction` prepares
 them; its outputs must equal model.keras's within :data:`TOLERANCE`. The file (or folder) is
 written under a temporary name beside its final one and renamed only when the check passed,
 so a half-written or wrong export never stands under the final name.
@@ -30,8 +30,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from nnlab.errors import NnlabError
-from nnlab.runs.format import CHECKPOINT, MODEL, Status
-from nnlab.runs.reading import read_metrics, read_run_config, resolve_run
+from nnlab.store.format import CHECKPOINT, MODEL, Status
+from nnlab.store.reading import read_metrics, read_run_config, resolve_run
 
 #: The folder inside a run folder that exports go to by default.
 EXPORT_FOLDER = "export"
@@ -139,7 +139,7 @@ def export_run(arg: str, *, fmt: str, output: str | Path | None = None, force: b
     _check_target(target, export_format, force)
 
     from nnlab.backend import keras, use_backend
-    from nnlab.predict import _load_model
+    from nnlab.prediction import _load_model
 
     use_backend("tensorflow", source="nnlab export", key=None)  # all three formats convert a TensorFlow graph
     keras()  # first, so that TensorFlow starts quietly even when tf2onnx is what imports it
@@ -270,7 +270,7 @@ def _check_examples(folder: Path, model: Any, data_dir) -> tuple[np.ndarray | No
         The examples (None when the data cannot be loaded here), what the model takes in
         words, and a warning when the check must be skipped.
     """
-    from nnlab.predict import _data_of
+    from nnlab.prediction import _data_of
 
     try:
         # Keras says "Downloading data from ..." on stdout; stdout is for the export's own lines (--json).

@@ -23,7 +23,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    from nnlab.runs.folder import atomic_write
+    from nnlab.store.folder import atomic_write
     import io
 
     buffer = io.BytesIO()

@@ -5,7 +5,7 @@ Three kinds of secret reach nnlab: a tracking URI with a user and password or to
 (``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_PASSWORD``, ...), and a ``--set`` value under a
 key named like a secret (``...password=...``, ``...token=...``). Each is registered here
 (:func:`register`, or found by :func:`secrets_in_environment`) and :func:`redact` replaces it
-in any text: the run folder's writer (:meth:`nnlab.runs.folder.RunFolder.write_text`), the
+in any text: the run folder's writer (:meth:`nnlab.store.folder.RunFolder.write_text`), the
 command line env.json records and the messages nnlab prints all pass through it.
 """
 

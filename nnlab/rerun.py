@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError
-from nnlab.runs import format as runfile
-from nnlab.runs.format import Status
-from nnlab.runs.reading import read_env, read_metrics
+from nnlab.store import format as runfile
+from nnlab.store.format import Status
+from nnlab.store.reading import read_env, read_metrics
 
 #: The parts of metrics.json whose final figures ``verify`` compares.
 PARTS = ("train", "validation", "test")
@@ -162,7 +162,7 @@ def rerun(original: Original, *, runs_dir: str | Path | None = None, data_dir: s
         argv: the command line for env.json.
 
     Returns:
-        :class:`nnlab.train.run.RunResult` or :class:`nnlab.kfold.run.KFoldResult`.
+        :class:`nnlab.training.run.RunResult` or :class:`nnlab.crossval.run.KFoldResult`.
 
     Raises:
         NnlabError: for anything refused before the new run folder exists.
@@ -171,13 +171,13 @@ def rerun(original: Original, *, runs_dir: str | Path | None = None, data_dir: s
     runs_dir = original.path.parent if runs_dir is None else runs_dir
     data_dir = data_dir_of(original, data_dir)
     if original.kind == "kfold":
-        from nnlab.kfold.run import run_kfold
+        from nnlab.crossval.run import run_kfold
 
         jobs = original.metrics.get("jobs")
         return run_kfold(original.config, runs_dir=runs_dir, data_dir=data_dir,
                          final=bool(original.metrics.get("final")), jobs=jobs if isinstance(jobs, int) and jobs > 0 else 1,
                          report=report, argv=argv, tags=tags)
-    from nnlab.train.run import train
+    from nnlab.training.run import train
 
     return train(original.config, runs_dir=runs_dir, data_dir=data_dir, report=report, argv=argv, tags=tags)
 

@@ -252,9 +252,9 @@ def folder_record(folder: Path, status: str | None = None) -> FolderRecord:
         NnlabError: the folder has no readable metrics.json.
     """
 
-    from nnlab.runs.liveness import lost_reason
-    from nnlab.runs.reading import flatten, read_config, read_history, read_kfold, read_metrics
-    from nnlab.runs.tags import read_tags
+    from nnlab.store.liveness import lost_reason
+    from nnlab.store.reading import flatten, read_config, read_history, read_kfold, read_metrics
+    from nnlab.store.tags import read_tags
 
     folder = Path(folder)
     metrics = read_metrics(folder)
@@ -316,14 +316,14 @@ def _param(value: Any) -> str:
 
 def fold_record(fold_folder: Path, fold: int, figures: dict[str, float]) -> FolderRecord:
     """A k-fold run's fold (``folds/fold_<i>/``) as a nested run: its history and final validation figures."""
-    from nnlab.runs.reading import read_history
+    from nnlab.store.reading import read_history
 
     return FolderRecord({}, _steps(read_history(fold_folder)), _figures(figures, "validation_"),
                         {"nnlab.fold": str(fold + 1)}, "completed")
 
 
 def _steps(columns: dict[str, list[float]]) -> dict[str, list[tuple[int, float]]]:
-    """A history (:func:`nnlab.runs.reading.read_history`) as ``{key: [(epoch, value), ...]}``, the
+    """A history (:func:`nnlab.store.reading.read_history`) as ``{key: [(epoch, value), ...]}``, the
     NaN cells left out (MLflow has no missing value)."""
     import math
 
@@ -343,7 +343,7 @@ def push_folder(experiment: Experiment, folder: Path, parent: MirroredRun | None
     Returns:
         Its MLflow run.
     """
-    from nnlab.runs.reading import read_metrics, read_sweep
+    from nnlab.store.reading import read_metrics, read_sweep
 
     folder = Path(folder)
     metrics = read_metrics(folder)
@@ -365,7 +365,7 @@ def push_folder(experiment: Experiment, folder: Path, parent: MirroredRun | None
 
 def push_folds(experiment: Experiment, parent: MirroredRun, folder: Path) -> None:
     """Each finished fold of a k-fold folder as a run nested under ``parent``."""
-    from nnlab.runs.reading import read_kfold
+    from nnlab.store.reading import read_kfold
 
     try:
         summary = read_kfold(folder) or {}
@@ -550,7 +550,7 @@ def push_runs(target: Target, paths: list[str], runs_dir: str | Path) -> Pushed:
         NnlabError: mlflow missing or the server unreachable (before anything is sent); a path
             that names no run.
     """
-    from nnlab.runs.reading import collect
+    from nnlab.store.reading import collect
 
     experiment = connect(target)
     runs = collect(paths, runs_dir, use_index=False).runs
@@ -586,7 +586,7 @@ def push_runs(target: Target, paths: list[str], runs_dir: str | Path) -> Pushed:
 
 
 def _trial_ids(sweep_folder: Path) -> set[str]:
-    from nnlab.runs.reading import read_sweep
+    from nnlab.store.reading import read_sweep
 
     try:
         trials = (read_sweep(sweep_folder) or {}).get("trials") or []

@@ -23,7 +23,7 @@ def check_config(config: Config, data_dir: str | Path | None = None) -> str:
     """
     from nnlab.datasets.loading import load_dataset
     from nnlab.model import build_model, count_params
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     from nnlab.model import check_on_rows
 

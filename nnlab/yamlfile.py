@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from nnlab.errors import ConfigError
-from nnlab.runs.folder import MAX_NESTING
+from nnlab.store.folder import MAX_NESTING
 
 #: The most values one document may expand to (anchors and aliases included).
 MAX_NODES = 100_000

@@ -131,7 +131,7 @@ def test_visible_gpus_are_recorded_and_nothing_pins_the_cpu():
 
 
 def test_importing_nnlab_and_the_cli_does_not_import_keras():
-    probe = ("import sys, nnlab, nnlab.cli, nnlab.train.feed, nnlab.train.run, nnlab.backend; "
+    probe = ("import sys, nnlab, nnlab.cli, nnlab.training.feed, nnlab.training.run, nnlab.backend; "
              "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
     import subprocess
 

@@ -78,10 +78,10 @@ kfold: {k: 2, monitor: val_accuracy}
 def results(tmp_path_factory):
     from nnlab.config import config_from_text
     from nnlab.executors import LocalExecutor
-    from nnlab.kfold.run import run_kfold
-    from nnlab.sweep import run as sweeps
-    from nnlab.sweep.space import build_trials
-    from nnlab.train.run import train
+    from nnlab.crossval.run import run_kfold
+    from nnlab.sweeps import run as sweeps
+    from nnlab.sweeps.space import build_trials
+    from nnlab.training.run import train
 
     tmp = tmp_path_factory.mktemp("width")
     config = config_from_text(DIGITS, "tiny_digits.yaml")

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from nnlab.cli import app
 from nnlab.metric_names import higher_is_better
-from nnlab.runs.format import INDEX
-from nnlab.runs.reading import collect, flatten, resolve_run
+from nnlab.store.format import INDEX
+from nnlab.store.reading import collect, flatten, resolve_run
 from nnlab.views.compare import Filter
 
 from conftest import SPIRAL, assert_imports_nothing_heavy
@@ -518,7 +518,7 @@ def test_a_deeply_nested_file_in_one_folder_stops_no_listing(tmp_path, damaged):
     ({"pid": 1, "host": "HOST", "process_start": "soon"}, "running"),
 ])
 def test_odd_process_records_of_a_running_run_never_stop_a_listing(tmp_path, recorded, status):
-    from nnlab.runs.liveness import host_name
+    from nnlab.store.liveness import host_name
 
     recorded = {k: host_name() if v == "HOST" else v for k, v in recorded.items()}
     root = tmp_path / "runs"
@@ -532,7 +532,7 @@ def test_odd_process_records_of_a_running_run_never_stop_a_listing(tmp_path, rec
 def test_a_sweep_whose_process_is_gone_is_lost(tmp_path):
     root = tmp_path / "runs"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    from nnlab.runs.liveness import host_name
+    from nnlab.store.liveness import host_name
 
     make_run(root, "20250101T100000Z", "grid_sweep", kind="sweep", status="running", pid=int(dead.stdout),
              host=host_name())

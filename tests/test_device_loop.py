@@ -1,4 +1,4 @@
-"""nnlab.train.device_loop: the JAX epoch as one compiled call must train exactly as model.fit does.
+"""nnlab.training.device_loop: the JAX epoch as one compiled call must train exactly as model.fit does.
 
 The training itself runs in a subprocess with KERAS_BACKEND=jax (this process's
 Keras runs on TensorFlow); the pure parts run here.
@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from nnlab.train.device_loop import _batches
+from nnlab.training.device_loop import _batches
 
 from conftest import PROBE_MODELS, SPIRAL, only_run, run_nnlab, run_probe
 
@@ -23,7 +23,7 @@ def run_on_jax(script: str, tmp_path) -> dict:
 
 
 MODELS = PROBE_MODELS + """
-from nnlab.train import device_loop
+from nnlab.training import device_loop
 
 x_val, y_val = x[:20] + 0.1, y[:20]
 """
@@ -118,7 +118,7 @@ def test_an_interrupted_jax_run_resumes_to_where_an_uninterrupted_one_ends(tmp_p
     """Ctrl-C between compiled epochs keeps the last whole epoch; resuming continues on the device loop."""
     out = run_on_jax(f"""
 import json, signal
-from nnlab.train import run as training
+from nnlab.training import run as training
 from nnlab.config import config_from_text
 from nnlab.interrupts import Interrupted
 

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from nnlab.cli import app
-from nnlab.runs import format as runfile
-from nnlab.runs.reading import read_diagnostics
-from nnlab.train import results
+from nnlab.store import format as runfile
+from nnlab.store.reading import read_diagnostics
+from nnlab.training import results
 
 from conftest import SPIRAL, only_run
 
@@ -80,7 +80,7 @@ def predictions_of(folder: Path, data_dir: Path | None = None) -> tuple[np.ndarr
     from nnlab.backend import keras
     from nnlab.config import load_config
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     config = load_config(folder / runfile.CONFIG)
     data = prepare(config, load_dataset(config, data_dir))

@@ -16,7 +16,7 @@ import pytest
 from nnlab.config import config_from_text
 from nnlab.errors import RunWriteError
 from nnlab.interrupts import Interrupted
-from nnlab.runs.folder import atomic_write
+from nnlab.store.folder import atomic_write
 
 from conftest import SPIRAL, only_run
 
@@ -32,7 +32,7 @@ def stop_at(epoch: int):
 
 
 def test_interrupted_run_keeps_a_checkpoint_and_resumes_to_the_end(tmp_path, cli):
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     # One epoch per call, so the stop falls between epochs (a fused fit stops at its chunk's end: test_fused.py).
     config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 6, input_pipeline: tf_data"), "exp.yaml")
@@ -57,7 +57,7 @@ def test_interrupted_run_keeps_a_checkpoint_and_resumes_to_the_end(tmp_path, cli
 
 
 def test_resume_refuses_a_changed_config_and_finished_runs(tmp_path, cli, write_config):
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 1"), "exp.yaml")
     run = training.train(config, runs_dir=tmp_path).run.path
@@ -68,7 +68,7 @@ def test_resume_refuses_a_changed_config_and_finished_runs(tmp_path, cli, write_
 
 
 def test_a_failed_write_marks_the_run_failed_with_a_clear_message(tmp_path, monkeypatch):
-    from nnlab.train import run as training
+    from nnlab.training import run as training
     import keras
 
     def disk_full(self, *args, **kwargs):
@@ -99,7 +99,7 @@ def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     config = config_from_text(SPIRAL.replace("batch_size: full", "batch_size: 16"), "exp.yaml")
     first = training.train(config, runs_dir=tmp_path / "a").metrics
@@ -147,7 +147,7 @@ def test_a_config_cannot_import_a_module(tmp_path, cli, write_config):
 CLAIM = """
 import sys, time
 from datetime import datetime, timezone
-from nnlab.runs.folder import RunFolder
+from nnlab.store.folder import RunFolder
 start = float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.001)
@@ -201,7 +201,7 @@ def swallow_a_signal_at(epoch: int):
 
 def test_a_stop_signal_whose_exception_was_swallowed_still_stops_the_run(tmp_path):
     from nnlab import interrupts
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     with interrupts.stop_signals():
         with pytest.raises(Interrupted):
@@ -226,20 +226,20 @@ def _injected(*args, **kwargs):
 #: Every stage after the run folder exists, where a crash there lands, and what the run then says.
 #: (module[:class], attribute, command, fatal): a fatal fault fails the run; the others cost it only that part.
 STAGE_FAULTS = {
-    "fit": ("nnlab.train.fit:Fit", "run", "train", True),
-    "test evaluation": ("nnlab.train.feed:Feed", "evaluate", "train", True),
-    "baseline": ("nnlab.train.results", "baseline", "train", True),
-    "saving the model": ("nnlab.train.results", "save_model", "train", True),
-    "history between stages": ("nnlab.train.run", "write_history_csv", "train", True),
-    "recording what ran": ("nnlab.train.run", "_record_execution", "train", True),
-    "diagnostics": ("nnlab.train.results", "prediction_diagnostics", "train", False),
-    "plots": ("nnlab.train.results", "draw_plots", "train", False),
-    "diagnostics figures": ("nnlab.train.results", "draw_diagnostics", "train", False),
-    "a fold": ("nnlab.kfold.run", "train_fold", "kfold", True),
-    "k-fold summary": ("nnlab.kfold.run", "summarize", "kfold", True),
-    "k-fold mean history": ("nnlab.kfold.run", "history_mean_table", "kfold", True),
-    "k-fold plots": ("nnlab.kfold.run", "_kfold_plots", "kfold", False),
-    "k-fold final model": ("nnlab.train.results", "record_results", "kfold --final", True),
+    "fit": ("nnlab.training.fit:Fit", "run", "train", True),
+    "test evaluation": ("nnlab.training.feed:Feed", "evaluate", "train", True),
+    "baseline": ("nnlab.training.results", "baseline", "train", True),
+    "saving the model": ("nnlab.training.results", "save_model", "train", True),
+    "history between stages": ("nnlab.training.run", "write_history_csv", "train", True),
+    "recording what ran": ("nnlab.training.run", "_record_execution", "train", True),
+    "diagnostics": ("nnlab.training.results", "prediction_diagnostics", "train", False),
+    "plots": ("nnlab.training.results", "draw_plots", "train", False),
+    "diagnostics figures": ("nnlab.training.results", "draw_diagnostics", "train", False),
+    "a fold": ("nnlab.crossval.run", "train_fold", "kfold", True),
+    "k-fold summary": ("nnlab.crossval.run", "summarize", "kfold", True),
+    "k-fold mean history": ("nnlab.crossval.run", "history_mean_table", "kfold", True),
+    "k-fold plots": ("nnlab.crossval.run", "_kfold_plots", "kfold", False),
+    "k-fold final model": ("nnlab.training.results", "record_results", "kfold --final", True),
 }
 
 
@@ -271,7 +271,7 @@ def test_a_crash_in_any_stage_after_the_folder_exists_ends_in_an_honest_status(s
 
 
 def test_a_stop_between_stages_is_recorded_as_interrupted(tmp_path, monkeypatch, cli, write_config):
-    import nnlab.train.run as train_run
+    import nnlab.training.run as train_run
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
@@ -286,8 +286,8 @@ def test_a_stop_between_stages_is_recorded_as_interrupted(tmp_path, monkeypatch,
 
 
 def test_a_run_that_failed_after_training_resumes_without_training_again(tmp_path, monkeypatch, cli, write_config):
-    import nnlab.train.results as results
-    from nnlab.train.fit import Fit
+    import nnlab.training.results as results
+    from nnlab.training.fit import Fit
 
     path = write_config(SPIRAL.replace("epochs: 5", "epochs: 3"))
     clean = json.loads(cli("train", path, "--runs-dir", tmp_path / "clean", "--json").stdout)
@@ -309,7 +309,7 @@ def test_a_run_that_failed_after_training_resumes_without_training_again(tmp_pat
 
 
 def _running_metrics(**changes):
-    from nnlab.runs.liveness import this_process
+    from nnlab.store.liveness import this_process
 
     return {"status": "running", "kind": "train", **this_process(), "heartbeat": "2026-01-01T00:00:00+00:00",
             **changes}
@@ -318,7 +318,7 @@ def _running_metrics(**changes):
 def test_a_running_run_is_lost_when_its_process_is_gone_or_silent_elsewhere():
     from datetime import datetime, timedelta, timezone
 
-    from nnlab.runs.liveness import LOST_AFTER_SECONDS, lost_reason, still_running
+    from nnlab.store.liveness import LOST_AFTER_SECONDS, lost_reason, still_running
 
     me = _running_metrics()
     assert lost_reason(me) is None and still_running(me) == f"pid {os.getpid()} on this host"
@@ -340,9 +340,9 @@ def test_a_running_run_is_lost_when_its_process_is_gone_or_silent_elsewhere():
 def test_the_heartbeat_rewrites_metrics_json_while_the_block_runs(tmp_path, monkeypatch):
     import time
 
-    from nnlab.runs.folder import RunFolder
-    from nnlab.runs.format import RunMetrics
-    from nnlab.runs import liveness
+    from nnlab.store.folder import RunFolder
+    from nnlab.store.format import RunMetrics
+    from nnlab.store import liveness
 
     run = RunFolder.claim(tmp_path, "beating")
     metrics = RunMetrics(run_id=run.run_id, name="beating", kind="train", dataset="spiral", task="multiclass")
@@ -396,7 +396,7 @@ def test_a_sigkilled_run_shows_lost_and_resumes_to_the_end(tmp_path, cli, write_
 
 
 def test_resume_refuses_a_run_that_is_still_running(tmp_path, cli):
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     config = config_from_text(SPIRAL.replace("epochs: 5", "epochs: 2"), "exp.yaml")
     run = training.train(config, runs_dir=tmp_path, report=stop_at(1)).run.path

@@ -14,7 +14,7 @@ import pytest
 from nnlab.backend import keras
 from nnlab.config import AUTO_STEPS_PER_EXECUTION, config_from_text
 from nnlab.errors import ConfigError
-from nnlab.train.feed import Feed, batches, configure_execution, pipeline, slices, steps_per_execution
+from nnlab.training.feed import Feed, batches, configure_execution, pipeline, slices, steps_per_execution
 
 from conftest import SPIRAL
 
@@ -80,13 +80,13 @@ def test_pipeline_and_steps_per_execution_follow_the_backend():
 
 
 def test_a_device_feed_that_would_not_fit_the_device_uses_the_arrays(monkeypatch):
-    import nnlab.train.device_loop
+    import nnlab.training.device_loop
 
     x, y = np.zeros((10, 3), np.float32), np.zeros(10, np.int64)
-    monkeypatch.setattr(nnlab.train.device_loop, "fits_on_device", lambda *arrays: False)
+    monkeypatch.setattr(nnlab.training.device_loop, "fits_on_device", lambda *arrays: False)
     feed = Feed.of("device", 4, (x, y), None)
     assert feed.kind == "arrays" and feed.parts["train"][0] is x
-    monkeypatch.setattr(nnlab.train.device_loop, "fits_on_device", lambda *arrays: len(arrays) == 4)
+    monkeypatch.setattr(nnlab.training.device_loop, "fits_on_device", lambda *arrays: len(arrays) == 4)
     assert Feed.of("device", 4, (x, y), (x, y)).kind == "device", "train and validation arrays are counted"
 
 
@@ -146,7 +146,7 @@ def test_tf_data_and_many_steps_per_call_compute_what_keras_arrays_compute():
 
 def test_train_gives_the_same_run_with_either_pipeline(write_config, tmp_path):
     from nnlab.config import load_config
-    from nnlab.train.run import train
+    from nnlab.training.run import train
 
     path = write_config(SPIRAL.replace("batch_size: full", "batch_size: 32, shuffle: false, "
                                                             "validation_split: 0.2"))
@@ -164,7 +164,7 @@ def test_train_gives_the_same_run_with_either_pipeline(write_config, tmp_path):
 
 def test_word_lists_are_released_after_multi_hot():
     from nnlab.datasets.base import Dataset
-    from nnlab.train.data import release_sequences
+    from nnlab.training.data import release_sequences
 
     lists = np.empty(3, dtype=object)
     for i in range(3):

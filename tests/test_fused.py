@@ -1,4 +1,4 @@
-"""nnlab.train.fused: many epochs per compiled call must train exactly as model.fit epoch by epoch.
+"""nnlab.training.fused: many epochs per compiled call must train exactly as model.fit epoch by epoch.
 
 Each probe runs in a subprocess per backend (KERAS_BACKEND=tensorflow, then jax), so
 both backends' loops are held to the same comparisons with Keras's own fit.
@@ -18,7 +18,7 @@ BACKENDS = ["tensorflow", pytest.param("jax", marks=pytest.mark.skipif(
 
 
 MODELS = PROBE_MODELS + """
-from nnlab.train import fused
+from nnlab.training import fused
 
 x_val, y_val = x[:20] * 3, y[:20]  # rows the model overfits, so validation loss turns up
 
@@ -100,7 +100,7 @@ print(json.dumps(result))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_seed_alone_decides_a_shuffled_run_and_a_nan_loss_stops_it(tmp_path, backend):
     out = run_probe(MODELS + """
-from nnlab.train.callbacks import DivergenceGuard, LastEpochWeights
+from nnlab.training.callbacks import DivergenceGuard, LastEpochWeights
 
 runs = {}
 for label, seed, n in (("a", 3, 1), ("b", 3, 4), ("c", 4, 4)):
@@ -149,7 +149,7 @@ def test_ctrl_c_during_a_chunk_stops_at_its_end_and_resumes_to_the_same_run(tmp_
     history, the checkpoint and the weights agree; resuming gives the uninterrupted run's losses."""
     out = run_probe(f"""
 import json, os, signal
-from nnlab.train import fused, run as training
+from nnlab.training import fused, run as training
 from nnlab.config import config_from_text
 from nnlab.interrupts import Interrupted
 
@@ -213,7 +213,7 @@ def test_train_and_kfold_record_the_fused_pipeline(write_config, tmp_path):
 def test_fused_is_refused_where_it_cannot_run():
     from nnlab.config import config_from_text
     from nnlab.errors import ConfigError
-    from nnlab.train.feed import pipeline
+    from nnlab.training.feed import pipeline
 
     config = config_from_text(SPIRAL.replace("batch_size: full", "batch_size: full, input_pipeline: fused"), "e.yaml")
     assert pipeline(config, "tensorflow") == pipeline(config, "jax") == "fused"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnlab.kfold import folds as kfolds, stats, run as kfold
+from nnlab.crossval import folds as kfolds, stats, run as kfold
 from nnlab.config import config_from_text
 from nnlab.errors import NnlabError
 
@@ -267,7 +267,7 @@ def test_input_pipeline_arrays_is_what_folds_train_with(monkeypatch, tmp_path):
     # On JAX or PyTorch there is no tf.data; on TensorFlow `input_pipeline: arrays` asks for fit on arrays:
     # it must be what runs, train and record the same history.
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train import feed
+    from nnlab.training import feed
 
     config = config_from_text(DIABETES, overrides=["training.epochs=4"])
     dataset = load_dataset(config)

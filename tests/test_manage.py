@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nnlab.cli import app
-from nnlab.runs.format import INDEX, METRICS, TAGS, TRASH, TRASH_RECORD_SUFFIX
+from nnlab.store.format import INDEX, METRICS, TAGS, TRASH, TRASH_RECORD_SUFFIX
 
 from conftest import assert_imports_nothing_heavy
 from test_compare import make_run
@@ -294,7 +294,7 @@ def test_rm_chooses_runs_with_compare_s_filter(runs):
 
 
 def _running(folder: Path, pid: int) -> None:
-    from nnlab.runs.liveness import host_name, process_start
+    from nnlab.store.liveness import host_name, process_start
 
     metrics = json.loads((folder / METRICS).read_text())
     metrics.update(status="running", pid=pid, host=host_name(), process_start=process_start(pid),

@@ -73,7 +73,7 @@ def imdb_dir(monkeypatch, tmp_path):
 def test_preprocessing_multi_hots_imdb_as_the_lesson_does(imdb_dir):
     from nnlab.config import config_from_text
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     config = config_from_text(IMDB_CONFIG.format(num_words=100, preprocessing="{multi_hot: true}"))
     dataset = load_dataset(config, imdb_dir)
@@ -99,7 +99,7 @@ def test_without_num_words_the_width_covers_every_index(imdb_dir):
 def test_reuters_labels_one_hot_for_categorical_crossentropy(imdb_dir):
     from nnlab.config import config_from_dict
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     config = config_from_dict({
         "name": "r", "dataset": {"name": "reuters", "num_words": 150, "preprocessing": {"multi_hot": True}},
@@ -114,7 +114,7 @@ def test_reuters_labels_one_hot_for_categorical_crossentropy(imdb_dir):
 def test_sequences_need_multi_hot_and_multi_hot_needs_sequences(imdb_dir):
     from nnlab.config import config_from_text
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     config = config_from_text(IMDB_CONFIG.format(num_words=100, preprocessing="{}"))
     with pytest.raises(ConfigError, match="dataset.preprocessing: .*word-index sequences.*multi_hot: true"):
@@ -128,7 +128,7 @@ def test_sequences_need_multi_hot_and_multi_hot_needs_sequences(imdb_dir):
 def test_cifar_label_column_becomes_one_hot_rows(monkeypatch, tmp_path):
     from nnlab.config import config_from_dict
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     keras_offline(monkeypatch, tmp_path / "keras_home")
     write_cifar10(tmp_path)

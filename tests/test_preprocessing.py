@@ -7,7 +7,7 @@ import numpy as np
 from nnlab.config import Preprocessing, config_from_text
 from nnlab.datasets import Dataset
 from nnlab.preprocessing import Preprocessor, wants_onehot
-from nnlab.train.data import prepare, validation_indices
+from nnlab.training.data import prepare, validation_indices
 
 from conftest import SPIRAL
 

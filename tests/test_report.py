@@ -258,7 +258,7 @@ def test_a_report_of_a_real_sweep_opens_without_errors(browser, tmp_path, cli, w
 
 
 def test_json_blocks_cannot_close_their_script(tmp_path):
-    from nnlab.report.page import json_block
+    from nnlab.reporting.page import json_block
 
     block = json_block("x", {"name": "</script><script>alert(1)</script>", "amp": "a&b"})
     assert block.count("</script>") == 1 and "<script>alert" not in block

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from nnlab.runs import format as runfile
-from nnlab.runs.format import RunMetrics, Status
-from nnlab.runs.reading import read_run, summarize
+from nnlab.store import format as runfile
+from nnlab.store.format import RunMetrics, Status
+from nnlab.store.reading import read_run, summarize
 from nnlab.views import style
 from nnlab.views.style import STATUS_STYLES, number, status_style
 
@@ -97,7 +97,7 @@ def test_one_number_format():
 
 def test_console_renders_without_importing_the_sweep():
     code = ("import sys\nimport nnlab.views.progress, nnlab.views.summaries, nnlab.views.show, nnlab.views.compare\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('nnlab.sweep', 'nnlab.train', 'nnlab.kfold'))))\n")
+            "print(sorted(m for m in sys.modules if m.startswith(('nnlab.sweeps', 'nnlab.training', 'nnlab.crossval'))))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ from nnlab.config import config_from_text
 from nnlab.errors import ConfigError
 from nnlab.executors import LocalExecutor, ProcessExecutor
 from nnlab.interrupts import Interrupted
-from nnlab.sweep import ranking, space as spaces, run as sweep
+from nnlab.sweeps import ranking, space as spaces, run as sweep
 from nnlab.views import style
 
 from conftest import SPIRAL
@@ -323,7 +323,7 @@ def test_kfold_trials_on_a_process_pool_give_the_same_metrics(local_kfold_sweep,
 def test_a_failing_trial_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
     # Data that cannot be read is refused before any trial (test_missing_data_is_refused_once_before_any_trial);
     # a trial can still fail while it trains.
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     original = training.train
 

@@ -2,7 +2,7 @@
 nothing had happened; a resume refuses another config or space.
 
 Workers are killed for real (SIGKILL) by a hook that lives here: a ``sitecustomize`` module in
-the test's folder, on the workers' PYTHONPATH, wraps ``nnlab.train.run.train`` so that the worker
+the test's folder, on the workers' PYTHONPATH, wraps ``nnlab.training.run.train`` so that the worker
 training trial ``KILL_TRIAL`` kills itself, ``KILLS`` times in all (counted in a file).
 """
 
@@ -21,7 +21,7 @@ import pytest
 from nnlab.config import config_from_text
 from nnlab.executors import LocalExecutor
 from nnlab.interrupts import Interrupted
-from nnlab.sweep import run as sweep, space as spaces
+from nnlab.sweeps import run as sweep, space as spaces
 
 from conftest import SPIRAL
 
@@ -34,10 +34,10 @@ import os, signal, sys
 import importlib.abc, importlib.util
 
 class _KillTrial(importlib.abc.MetaPathFinder):
-    """Wraps nnlab.train.run.train as it is imported: the trial named in the environment kills its worker."""
+    """Wraps nnlab.training.run.train as it is imported: the trial named in the environment kills its worker."""
 
     def find_spec(self, name, path, target=None):
-        if name != "nnlab.train.run":
+        if name != "nnlab.training.run":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -252,7 +252,7 @@ def test_resume_refuses_what_is_not_a_sweep_it_can_finish(tmp_path, write_config
     record = read_record(folder)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:  # a sweep whose process still runs on this machine
-        from nnlab.runs.liveness import host_name, process_start
+        from nnlab.store.liveness import host_name, process_start
 
         (folder / "sweep.json").write_text(json.dumps({**record, "status": "running", "pid": sleeper.pid,
                                                        "host": host_name(),

@@ -87,7 +87,7 @@ def read_csv(path: Path) -> dict[str, list[float]]:
 
 def assert_mirrors(uri: str, mlflow_run, folder: Path) -> None:
     """The MLflow run holds the folder's params, per-epoch histories, final figures, status and files."""
-    from nnlab.runs.reading import flatten
+    from nnlab.store.reading import flatten
 
     config = yaml.safe_load((folder / "config.yaml").read_text())
     expected = {key: value if isinstance(value, str) else json.dumps(value) for key, value in flatten(config).items()}
@@ -189,7 +189,7 @@ def test_a_run_pushed_while_running_is_updated_on_the_next_push(server, tmp_path
     for name in ("config.yaml", "env.json"):
         (running / name).write_bytes((done / name).read_bytes())
     metrics = json.loads((done / "metrics.json").read_text())
-    from nnlab.runs.liveness import this_process
+    from nnlab.store.liveness import this_process
 
     partial = {k: v for k, v in metrics.items() if k not in ("train", "validation", "test", "baseline")}
     # Running in a live process (this one), so no reader calls it lost.
@@ -317,7 +317,7 @@ def test_an_interrupted_run_is_killed_in_mlflow_and_a_failed_one_failed(server, 
 
     from nnlab.config import config_from_text
     from nnlab.interrupts import Interrupted
-    from nnlab.train import run as training
+    from nnlab.training import run as training
 
     def stop_at_2(done, epochs, logs, seconds):
         if done == 2:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnlab.runs.folder import RunFolder
+from nnlab.store.folder import RunFolder
 
 from conftest import REPO, SPIRAL, only_run, run_nnlab
 

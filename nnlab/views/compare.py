@@ -1,6 +1,6 @@
 """``nnlab compare``: many runs as one table; two runs side by side; their curves overlaid.
 
-Rows come from :mod:`nnlab.runs.reading` (metrics.json summaries, cached in an index);
+Rows come from :mod:`nnlab.store.reading` (metrics.json summaries, cached in an index);
 config.yaml is read only when a config key is filtered, sorted or shown on.
 This module imports neither TensorFlow nor Keras, nor NumPy or matplotlib unless
 ``--plot`` asks for a figure, so that listing thousands of runs starts at once.
@@ -19,10 +19,10 @@ from typing import Any, Iterable, TextIO
 
 from nnlab import metric_names
 from nnlab.errors import NnlabError
-from nnlab.runs.format import HISTORY
-from nnlab.runs.reading import (BASELINE_ALIASES, Run, RunSet, canonical_key, collect, is_run_folder,
+from nnlab.store.format import HISTORY
+from nnlab.store.reading import (BASELINE_ALIASES, Run, RunSet, canonical_key, collect, is_run_folder,
                                 read_history)
-from nnlab.runs.tags import FIELD_PREFIX as TAG_PREFIX
+from nnlab.store.tags import FIELD_PREFIX as TAG_PREFIX
 from nnlab.views.style import (compact, duration, fit_columns, number, params_label, shrink_widths, status_style,
                                table_width, text_width, timestamp)
 
@@ -48,7 +48,7 @@ class Filter:
     ``=`` and ``!=`` accept shell wildcards (``name=imdb*``); numbers compare as
     numbers, everything else as text (ISO times compare in time order:
     ``started>2025-06-01``). A run without the key fails every condition but ``!=``.
-    A run's tags are keys like any other (``tag.lesson=4``: :mod:`nnlab.runs.tags`); their
+    A run's tags are keys like any other (``tag.lesson=4``: :mod:`nnlab.store.tags`); their
     values are text, compared as numbers when both sides read as numbers.
     """
 
@@ -528,7 +528,7 @@ def render_csv(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> N
 
 def render_json(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
     """A JSON list of row objects with the given columns (NaN and infinities as null)."""
-    from nnlab.runs.folder import to_json
+    from nnlab.store.folder import to_json
 
     out.write(to_json([{c: row.get(c) for c in columns} for row in rows]))
 

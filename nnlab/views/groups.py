@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from nnlab.errors import NnlabError
-from nnlab.runs.format import Status
-from nnlab.runs.reading import Run, RunSet, canonical_key, collect
+from nnlab.store.format import Status
+from nnlab.store.reading import Run, RunSet, canonical_key, collect
 from nnlab.views.compare import (BASE_COLUMNS, DATA_FORMATS, MAX_CURVES, Filter, all_columns, as_number, as_text,
                                  check_keys, check_options, console_for, default_direction, field_keys, main_metric,
                                  select, show_value, sort_value, write_warnings)
@@ -287,7 +287,7 @@ def _fold_values(run: Run, metric: str) -> tuple[tuple, list[float]] | None:
     the seed when shuffled, dataset, rows); None when it has no complete set."""
     if run.fields.get("kind") != "kfold" or not metric.startswith("val_"):
         return None
-    from nnlab.runs.reading import read_kfold
+    from nnlab.store.reading import read_kfold
 
     try:
         data = read_kfold(run.path)
@@ -688,7 +688,7 @@ def run_groups(runs: list[Run], *, keys: list[str], filters: list[Filter], colum
                         versus=versus, metric=metric)
     groups, metrics, comparisons, notes = table.groups, table.metrics, table.comparisons, table.notes
     if fmt == "json":
-        from nnlab.runs.folder import to_json
+        from nnlab.store.folder import to_json
 
         out.write(to_json(group_json(groups, keys, metrics, comparisons)))
     elif fmt == "csv":
@@ -739,7 +739,7 @@ def group_bands(groups: list[Group], keys: list[str], histories: dict[str, dict[
     Returns:
         ``(label, band)`` per group that has the column, in group order.
     """
-    from nnlab.runs.format import HISTORY
+    from nnlab.store.format import HISTORY
     from nnlab.stats import mean_curve
 
     warn = warn or (lambda _: None)
@@ -783,8 +783,8 @@ def plot_groups(groups: list[Group], keys: list[str], metric: str | None, path: 
     Raises:
         NnlabError: when no run of any group has that column in its history.
     """
-    from nnlab.runs.format import HISTORY
-    from nnlab.runs.reading import read_history
+    from nnlab.store.format import HISTORY
+    from nnlab.store.reading import read_history
 
     if len(groups) > MAX_CURVES:
         warn(f"drawing the first {MAX_CURVES} of {len(groups)} groups; narrow them with --filter")

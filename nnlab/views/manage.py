@@ -3,8 +3,8 @@
 The runs are named as ``nnlab show`` names one (a folder, a run id or a unique prefix
 under ``--runs-dir``, or ``last``), or chosen with ``--filter`` exactly as ``nnlab compare
 --filter`` chooses them (:func:`nnlab.views.compare.select`); both together keep the named
-runs that match. The changes themselves are :mod:`nnlab.runs.tags`' and
-:mod:`nnlab.runs.trash`'s; ``--dry-run`` prints the same lines, prefixed "would", and
+runs that match. The changes themselves are :mod:`nnlab.store.tags`' and
+:mod:`nnlab.store.trash`'s; ``--dry-run`` prints the same lines, prefixed "would", and
 changes nothing. Nothing here imports TensorFlow, Keras or NumPy.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nnlab.errors import NnlabError
-from nnlab.runs.reading import Run, collect, read_run, resolve_run
+from nnlab.store.reading import Run, collect, read_run, resolve_run
 from nnlab.views.compare import Filter, render_table, select, unmatched_values
 
 
@@ -92,7 +92,7 @@ def run_tag(items: list[str], *, remove: list[str] = (), filters: list[str] = ()
         NnlabError: for a bad key or value, a key both set and removed, or a run that cannot be
             tagged; every assignment is checked before any run is touched (exit code 2).
     """
-    from nnlab.runs.tags import change_tags, check_key, parse_assignment, read_tags
+    from nnlab.store.tags import change_tags, check_key, parse_assignment, read_tags
 
     out = out or sys.stdout
     args, assignments = split_tag_arguments(list(items))
@@ -141,7 +141,7 @@ def run_note(arg: str, text: str | None = None, *, append: bool = False, clear: 
     Raises:
         NnlabError: for an empty or too long note, TEXT with --clear, or a damaged tags.json (exit code 2).
     """
-    from nnlab.runs.tags import change_note, check_note, read_tags
+    from nnlab.store.tags import change_note, check_note, read_tags
 
     out = out or sys.stdout
     if clear and (text is not None or append):
@@ -187,7 +187,7 @@ def run_rm(args: list[str], *, filters: list[str] = (), runs_dir: str | Path = "
         NnlabError: for options that do not go together, a run that cannot be removed (running),
             a folder that cannot be moved or deleted (exit code 2).
     """
-    from nnlab.runs import trash
+    from nnlab.store import trash
 
     out = out or sys.stdout
     if list_trash and (args or filters or purge or older_than or dry_run):
@@ -272,7 +272,7 @@ def run_restore(args: list[str], *, runs_dir: str | Path = "runs", dry_run: bool
     Raises:
         NnlabError: for a RUN not in the trash, or a folder of its name in the runs root again (exit code 2).
     """
-    from nnlab.runs import trash
+    from nnlab.store import trash
 
     out = out or sys.stdout
     if not args:

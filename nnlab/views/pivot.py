@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from nnlab.errors import NnlabError
-from nnlab.runs.reading import Run, canonical_key
+from nnlab.store.reading import Run, canonical_key
 from nnlab.views.compare import as_number, check_keys, default_direction, show_value, sort_value
 from nnlab.views.groups import (Group, check_group_keys, group_metrics, group_notes, group_runs, render_table,
                                 short_keys, split_by_kind, write_notes)
@@ -203,7 +203,7 @@ def run_pivot(runs: list[Run], *, row_key: str, col_key: str, metric: str | None
     if groups and direction not in ("max", "min"):
         notes.append(f"no cell marked best: {metric} has no known direction")
     if fmt == "json":
-        from nnlab.runs.folder import to_json
+        from nnlab.store.folder import to_json
 
         out.write(to_json(pivot_json(pivot, row_key, col_key)))
     elif fmt == "csv":

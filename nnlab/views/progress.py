@@ -118,7 +118,7 @@ class KFoldProgress:
 
     On a terminal the bars are live; elsewhere a few lines per fold are printed.
     Folds trained in worker processes report only when they finish. Use as a
-    context manager; :func:`nnlab.kfold.run_kfold` calls its methods.
+    context manager; :func:`nnlab.crossval.run_kfold` calls its methods.
 
     Args:
         label: what is validated (the config's name).

@@ -19,10 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from nnlab.errors import NnlabError
-from nnlab.runs.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
-from nnlab.runs.liveness import lost_reason
-from nnlab.runs.reading import lost_warning, read_history, read_kfold, read_metrics, read_text_file, resolve_run
-from nnlab.runs.tags import read_tags
+from nnlab.store.format import CONFIG, HISTORY, PLOTS, SUMMARY, SWEEP, SWEEP_SUMMARY, Status
+from nnlab.store.liveness import lost_reason
+from nnlab.store.reading import lost_warning, read_history, read_kfold, read_metrics, read_text_file, resolve_run
+from nnlab.store.tags import read_tags
 from nnlab.views.summaries import metrics_table
 from nnlab.views.style import duration, number, pack_columns, status_style, text_width, timestamp
 

@@ -4,7 +4,7 @@ Every view (the progress and summaries of :mod:`nnlab.views.console`, ``nnlab co
 ``nnlab show``, ``nnlab predict``, the figures' labels) prints a metric with
 :func:`number` and a status in the colour :func:`status_style` gives it, so that the
 same value reads the same everywhere. A leaf: it imports nothing from nnlab but the
-run-folder format (:class:`~nnlab.runs.format.Status`), and nothing heavy.
+run-folder format (:class:`~nnlab.store.format.Status`), and nothing heavy.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import Any, Callable, Iterable, Sequence
 
-from nnlab.runs.format import Status
+from nnlab.store.format import Status
 
 #: The colour of every status (rich style names); every :class:`Status` has one.
 STATUS_STYLES: dict[Status, str] = {

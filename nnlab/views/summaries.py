@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nnlab import metric_names
-from nnlab.runs.format import Status
+from nnlab.store.format import Status
 from nnlab.views.console import console
 from nnlab.views.style import number, param_columns, status_style
 
@@ -89,7 +89,7 @@ def sweep_summary(result: Any) -> None:
     the folders (in sweep.json and summary.md) are left out and a line says so.
 
     Args:
-        result: a :class:`nnlab.sweep.run.SweepResult`: ``outcomes`` (ranked), ``metric``,
+        result: a :class:`nnlab.sweeps.run.SweepResult`: ``outcomes`` (ranked), ``metric``,
             ``note`` (what the metric is, one sentence), ``status`` and ``run``; with ``--seeds``,
             ``trials`` (each trial over its repeats), shown one row per trial.
     """

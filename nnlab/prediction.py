@@ -1,7 +1,7 @@
 """``nnlab predict RUN``: a trained run's model applied to one test example or to your own input.
 
 The dataset is loaded again through the run's own config.yaml and
-:func:`nnlab.train.run.prepare`, so the input goes through exactly the
+:func:`nnlab.training.run.prepare`, so the input goes through exactly the
 preprocessing the model was trained with (standardization statistics of the same
 training rows included). Inputs are given in the dataset's raw form (pixel
 values as the dataset stores them, words for text datasets); one example gets
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from nnlab.errors import DataError, NnlabError
-from nnlab.runs.format import MODEL, Status
-from nnlab.runs.reading import read_env, read_metrics, read_run_config, resolve_run
+from nnlab.store.format import MODEL, Status
+from nnlab.store.reading import read_env, read_metrics, read_run_config, resolve_run
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -186,7 +186,7 @@ def _border(images: np.ndarray) -> float:
 def _data_of(folder: Path, data_dir):
     """The run's config, its dataset, and the data prepared as the run prepared it."""
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     config = read_run_config(folder)
     if data_dir is None:  # where the run found its data, if it was a data directory that is still there

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nnlab.errors import NnlabError
-from nnlab.runs.reading import Run, RunSet, collect, read_history
+from nnlab.store.reading import Run, RunSet, collect, read_history
 from nnlab.views.compare import Filter, select
 
 #: The report's file name in the runs folder, by default.
@@ -47,9 +47,9 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def build_report(runs: list[Run], *, sources: list[str], filters: list[Filter], filter_texts: list[str],
                  group_by: str | None, versus: str | None, metric: str | None):
-    """Gather everything the page shows (:class:`nnlab.report.content.Report`) for these runs."""
+    """Gather everything the page shows (:class:`nnlab.reporting.content.Report`) for these runs."""
     from nnlab import __version__
-    from nnlab.report import content
+    from nnlab.reporting import content
 
     listed = [r for r in runs if r.fields.get("kind") != "sweep"]
     sweeps = [r for r in runs if r.fields.get("kind") == "sweep" and r.readable]
@@ -123,7 +123,7 @@ def write_report(paths: list[str], *, runs_dir: str | Path = "runs", output: Pat
     Raises:
         NnlabError: for a bad option or output, or no runs found (exit code 2; no file is written).
     """
-    from nnlab.report.assets import check_installed
+    from nnlab.reporting.assets import check_installed
 
     out = out or sys.stdout
     output = check_output(Path(output) if output is not None else Path(runs_dir) / DEFAULT_NAME)
@@ -144,7 +144,7 @@ def write_report(paths: list[str], *, runs_dir: str | Path = "runs", output: Pat
                               filter_texts=list(filters), group_by=group_by, versus=versus, metric=metric)
     finally:
         found.save()
-    from nnlab.report.page import render
+    from nnlab.reporting.page import render
 
     html = render(report)
     _atomic_write(output, html)

@@ -9,8 +9,8 @@ bench/bench_fashion_mnist.py measure them). With ``training.input_pipeline: tf_d
 pass is a small tf.data pipeline over them: row indices, shuffled anew every epoch
 as fit's own shuffle does, batched, gathered, prefetched, with autotuning off.
 ``training.steps_per_execution`` runs many steps per call into the backend. On
-JAX, ``device`` (:mod:`nnlab.train.device_loop`) puts the arrays on the device once and
-runs each epoch as one compiled call. ``fused`` (:mod:`nnlab.train.fused`, the default on
+JAX, ``device`` (:mod:`nnlab.training.device_loop`) puts the arrays on the device once and
+runs each epoch as one compiled call. ``fused`` (:mod:`nnlab.training.fused`, the default on
 TensorFlow and JAX) makes them device tensors once and runs many epochs, with their
 validation, per compiled call.
 
@@ -59,7 +59,7 @@ def feed_kind(kind: str, *arrays: np.ndarray) -> str:
     """The kind a feed of ``arrays`` uses: ``kind``, except that a device feed whose
     arrays would not fit the accelerator's memory becomes an arrays feed."""
     if kind == "device" or (kind == "fused" and _backend() == "jax"):
-        from nnlab.train.device_loop import fits_on_device
+        from nnlab.training.device_loop import fits_on_device
 
         if not fits_on_device(*arrays):
             return "arrays"
@@ -175,14 +175,14 @@ class Feed:
         x, y = self.parts["train"]
         validation = self.parts.get("validation")
         if self.kind == "fused":
-            from nnlab.train import fused
+            from nnlab.training import fused
 
             return fused.fit(model, x, y, batch_size=self.size, epochs=epochs, validation_data=validation,
                              shuffle=shuffle, seed=seed, callbacks=callbacks, chunk_callbacks=chunk_callbacks,
                              stopper=stopper, initial_epoch=initial_epoch, timing=self)
         callbacks = [*chunk_callbacks, *callbacks]  # before the ones that may stop training at this epoch
         if self.kind == "device":
-            from nnlab.train import device_loop
+            from nnlab.training import device_loop
 
             return device_loop.fit(model, x, y, batch_size=self.size, epochs=epochs, validation_data=validation,
                                    shuffle=shuffle, seed=seed, callbacks=callbacks, initial_epoch=initial_epoch)

@@ -2,9 +2,9 @@
 
 A small training part (Boston housing has 404 rows) gives a validation score that
 swings with the split, so it is cut into k folds: each fold trains a fresh model on
-the other k - 1 and validates on itself every epoch (:mod:`nnlab.kfold.folds`). The
+the other k - 1 and validates on itself every epoch (:mod:`nnlab.crossval.folds`). The
 per-epoch validation curves are averaged over the folds, the best epoch is read off
-the averaged curve (:mod:`nnlab.kfold.stats`), and ``--final`` trains one model on the
+the averaged curve (:mod:`nnlab.crossval.stats`), and ``--final`` trains one model on the
 whole training part for that many epochs and evaluates it once on the test set,
 which k-fold never touches, through the same fit and results as ``nnlab train``.
 
@@ -28,12 +28,12 @@ import numpy as np
 from nnlab.config import Config
 from nnlab.datasets.base import Dataset
 from nnlab.executors import Executor, make_executor
-from nnlab.kfold.folds import (FoldError, FoldReport, FoldResult, as_fold_error, cached_dataset, fold_indices,
+from nnlab.crossval.folds import (FoldError, FoldReport, FoldResult, as_fold_error, cached_dataset, fold_indices,
                                run_fold, train_fold)
-from nnlab.kfold.stats import history_mean_table, smooth_curve, summarize
-from nnlab.runs import format as runfile
-from nnlab.runs.folder import RunFolder, atomic_write, utc_now, write_history_csv
-from nnlab.runs.format import RunMetrics, Status
+from nnlab.crossval.stats import history_mean_table, smooth_curve, summarize
+from nnlab.store import format as runfile
+from nnlab.store.folder import RunFolder, atomic_write, utc_now, write_history_csv
+from nnlab.store.format import RunMetrics, Status
 
 
 @dataclass
@@ -61,7 +61,7 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
             epoch count and evaluate it on the test set.
         jobs: processes training folds at once, this one included (1: one after another here).
         executor: where the folds run instead (``nnlab kfold`` makes its pool before it reads the config;
-            a sweep passes its own); it runs :func:`nnlab.kfold.folds.run_fold`. Otherwise one is made
+            a sweep passes its own); it runs :func:`nnlab.crossval.folds.run_fold`. Otherwise one is made
             for ``jobs`` and closed at the end.
         report: progress display, or None.
         argv: the command line to record in env.json.
@@ -79,7 +79,7 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
     """
     from nnlab.backend import use_backend
     from nnlab.datasets.loading import load_dataset
-    from nnlab.train.fit import check_training
+    from nnlab.training.fit import check_training
 
     from nnlab.tracking import tracking_experiment
 
@@ -110,10 +110,10 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
                     argv: list[str] | None, tags: dict[str, Any] | None, experiment: Any = None,
                     parent: Any = None) -> KFoldResult:
     """The part of :func:`run_kfold` from the model check on: the folder, the folds, the summary."""
-    from nnlab.runs.liveness import beating
+    from nnlab.store.liveness import beating
     from nnlab.tracking import finishing, start_tracker
-    from nnlab.train.results import run_stage, writing
-    from nnlab.train.run import data_record, new_metrics, write_run_files
+    from nnlab.training.results import run_stage, writing
+    from nnlab.training.run import data_record, new_metrics, write_run_files
 
     settings = config.kfold
     k, n = settings.k, len(dataset.y_train)
@@ -219,7 +219,7 @@ def _check_model(config: Config, dataset: Dataset,
     from nnlab.metric_names import direction, directions_of, unknown_direction_message
     from nnlab.model import build_model, check_on_rows, count_params, summary_text
     from nnlab.suggestions import unknown_name_message
-    from nnlab.train.data import prepare
+    from nnlab.training.data import prepare
 
     seed_everything(config.seed, config.training.deterministic)
     data = prepare(config, dataset, *split)
@@ -309,10 +309,10 @@ def _final_model(config: Config, dataset: Dataset, summary: dict[str, Any], run:
     """
     from nnlab.backend import seed_everything
     from nnlab.model import build_model
-    from nnlab.train.data import prepare
-    from nnlab.train.feed import configure_execution
-    from nnlab.train.fit import Fit
-    from nnlab.train.results import divergence_message, record_results, run_stage
+    from nnlab.training.data import prepare
+    from nnlab.training.feed import configure_execution
+    from nnlab.training.fit import Fit
+    from nnlab.training.results import divergence_message, record_results, run_stage
 
     epochs = summary["best"]["epoch"]
     metrics.final_epochs = epochs

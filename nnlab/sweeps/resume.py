@@ -25,12 +25,12 @@ from typing import Any
 
 from nnlab.config import Config, load_config
 from nnlab.errors import NnlabError
-from nnlab.runs import format as runfile
-from nnlab.runs.folder import RunFolder
-from nnlab.runs.format import Status
-from nnlab.runs.reading import read_metrics, read_sweep
-from nnlab.sweep.run import TrialOutcome, config_id
-from nnlab.sweep.space import Space, Trial
+from nnlab.store import format as runfile
+from nnlab.store.folder import RunFolder
+from nnlab.store.format import Status
+from nnlab.store.reading import read_metrics, read_sweep
+from nnlab.sweeps.run import TrialOutcome, config_id
+from nnlab.sweeps.space import Space, Trial
 
 #: Trial statuses a resume keeps: the trial ended for good. Every other one runs again.
 KEPT = frozenset({Status.COMPLETED.value, Status.DIVERGED.value})
@@ -145,7 +145,7 @@ def trials_to_run(previous: PreviousSweep, trials: list[Trial]) -> list[Trial]:
 
     Args:
         previous: the sweep folder's record.
-        trials: every trial, rebuilt from its config and space (:func:`nnlab.sweep.space.build_trials`).
+        trials: every trial, rebuilt from its config and space (:func:`nnlab.sweeps.space.build_trials`).
 
     Raises:
         NnlabError: when the rebuilt trials are not those sweep.json records (edited by hand).
@@ -171,9 +171,9 @@ def _folder_says(outcome: TrialOutcome) -> bool:
 
 
 def _refuse_if_running(record: dict[str, Any], source: str) -> None:
-    """A sweep whose process may still be alive (:func:`nnlab.runs.liveness.still_running`) is not
+    """A sweep whose process may still be alive (:func:`nnlab.store.liveness.still_running`) is not
     resumed twice at once."""
-    from nnlab.runs.liveness import still_running
+    from nnlab.store.liveness import still_running
 
     if record.get("pid") == os.getpid():
         return

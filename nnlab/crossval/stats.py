@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from nnlab.kfold.folds import FoldResult
+from nnlab.crossval.folds import FoldResult
 
 
 def smooth_curve(values: list[float] | np.ndarray, factor: float) -> np.ndarray:
@@ -64,7 +64,7 @@ def pick_best_epoch(curve: list[float] | np.ndarray, monitor: str, smoothing: fl
         ``{"monitor", "epoch" (1-based), "value" (the mean at that epoch), "direction", "smoothing",
         "smoothed_value"}``, or None when the curve is empty or all NaN, or the direction unknown.
     """
-    from nnlab.train.results import best_epoch
+    from nnlab.training.results import best_epoch
 
     curve = np.asarray(curve, dtype=float)
     if not len(curve) or np.all(np.isnan(curve)):

@@ -42,7 +42,7 @@ FINAL_HISTORY = "final_history.csv"
 SWEEP = "sweep.json"
 SWEEP_SUMMARY = "summary.md"
 PLOTS = "plots"
-#: What the HTML report charts of the test set's predictions (:func:`nnlab.runs.reading.read_diagnostics`):
+#: What the HTML report charts of the test set's predictions (:func:`nnlab.store.reading.read_diagnostics`):
 #: ``{"confusion_matrix": {"labels", "counts"}, "roc": {"fpr", "tpr", "auc"}, "residuals": {"predicted", "residual"}}``.
 DIAGNOSTICS = "diagnostics.json"
 #: The diagnostics figures, under ``plots/``.
@@ -53,10 +53,10 @@ RESIDUALS_PLOT = "residuals.png"
 TENSORBOARD = "tensorboard"
 #: The cache of folder summaries in a runs root.
 INDEX = ".nnlab-index.json"
-#: The user's tags and note of a run (:mod:`nnlab.runs.tags`), beside metrics.json and written only by
+#: The user's tags and note of a run (:mod:`nnlab.store.tags`), beside metrics.json and written only by
 #: ``nnlab tag``/``nnlab note``: ``{"tags": {KEY: "VALUE"}, "note": "text", "updated": ISO time}``.
 TAGS = "tags.json"
-#: The folder of a runs root that ``nnlab rm`` moves run folders into (:mod:`nnlab.runs.trash`);
+#: The folder of a runs root that ``nnlab rm`` moves run folders into (:mod:`nnlab.store.trash`);
 #: hidden, so listings skip it.
 TRASH = ".trash"
 #: What ends the name of the record beside each folder in the trash: ``<name>.removed.json`` holds
@@ -88,7 +88,7 @@ class Status(str, Enum):
     UNREADABLE = "unreadable"
     INCOMPLETE = "incomplete"
     UNKNOWN = "unknown"
-    #: What a reader says of a run recorded as running whose process is gone (:mod:`nnlab.runs.liveness`).
+    #: What a reader says of a run recorded as running whose process is gone (:mod:`nnlab.store.liveness`).
     LOST = "lost"
 
     def __str__(self) -> str:
@@ -132,7 +132,7 @@ class RunMetrics:
         params: the model's parameter count.
         train_rows, validation_rows, test_rows: rows of each part.
         input_pipeline, steps_per_execution, jit_compile, epochs_per_call: what actually ran
-            (:meth:`nnlab.train.fit.Fit.execution`; epochs_per_call for the fused pipeline only).
+            (:meth:`nnlab.training.fit.Fit.execution`; epochs_per_call for the fused pipeline only).
         directions: ``{metric: "max" | "min"}``, from Keras's metric objects.
         train, validation, test: final metrics of each part.
         best: ``{"monitor", "epoch", "value", ...}``, the best epoch.

@@ -4,7 +4,7 @@ A process killed with SIGKILL, by the out-of-memory killer or a power cut writes
 more: its folder keeps ``status: running``. So a running run records who runs it (``pid``,
 ``host``, ``process_start``) and a ``heartbeat`` (the time, rewritten every
 :data:`HEARTBEAT_SECONDS` by :class:`Heartbeat`, a thread, so a long epoch does not
-silence it). A reader then calls the run :attr:`~nnlab.runs.format.Status.LOST` when
+silence it). A reader then calls the run :attr:`~nnlab.store.format.Status.LOST` when
 
 - on the host that runs it: its process is gone (or the pid now belongs to another process);
 - on any other host: no heartbeat came for :data:`LOST_AFTER_SECONDS` (the heartbeat comes
@@ -115,7 +115,7 @@ def heartbeat_age(metrics: Mapping[str, Any], now: datetime | None = None) -> fl
         return None
     if beat.tzinfo is None:
         return None
-    from nnlab.runs.folder import utc_now
+    from nnlab.store.folder import utc_now
 
     return ((now or utc_now()) - beat).total_seconds()
 
@@ -166,11 +166,11 @@ def beating(run: Any, metrics: Any) -> Iterator[None]:
     :data:`HEARTBEAT_SECONDS`; records this process (``pid``, ``host``, ``process_start``) first.
 
     Args:
-        run: the :class:`~nnlab.runs.folder.RunFolder`.
-        metrics: its :class:`~nnlab.runs.format.RunMetrics` (or anything with those fields and ``to_dict``).
+        run: the :class:`~nnlab.store.folder.RunFolder`.
+        metrics: its :class:`~nnlab.store.format.RunMetrics` (or anything with those fields and ``to_dict``).
     """
-    from nnlab.runs.folder import utc_now
-    from nnlab.runs.format import METRICS
+    from nnlab.store.folder import utc_now
+    from nnlab.store.format import METRICS
 
     for key, value in this_process().items():
         setattr(metrics, key, value)

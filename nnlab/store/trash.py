@@ -1,13 +1,13 @@
 """The trash of a runs root: where ``nnlab rm`` moves run folders, and ``nnlab restore`` takes them back from.
 
-A removed folder is renamed into ``<runs root>/.trash/`` (:data:`nnlab.runs.format.TRASH`),
+A removed folder is renamed into ``<runs root>/.trash/`` (:data:`nnlab.store.format.TRASH`),
 the runs root it lives in, so the move is one rename on one filesystem: it is never half
 done, and nothing is copied. Beside it the trash keeps a record,
 ``<name>.removed.json``: the run id, when it was removed, where it was, and the sweep
 it was removed with. Listings skip hidden entries, so compare, report and ``last`` no
 longer see it; only :func:`purge` deletes anything, and only what is in the trash.
 
-- A running run is refused; a ``lost`` one (its process is gone: :mod:`nnlab.runs.liveness`)
+- A running run is refused; a ``lost`` one (its process is gone: :mod:`nnlab.store.liveness`)
   is not. Nothing is moved unless every run asked for can be.
 - A sweep folder takes its trials with it (the run folders of the same runs root whose
   ``sweep_id`` is the sweep's), and brings them back when restored. A trial removed on its
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError
-from nnlab.runs.format import METRICS, TRASH, TRASH_RECORD_SUFFIX, Status
-from nnlab.runs.reading import Run, list_root, read_run
+from nnlab.store.format import METRICS, TRASH, TRASH_RECORD_SUFFIX, Status
+from nnlab.store.reading import Run, list_root, read_run
 
 #: ``--older-than``: a number and a unit.
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -105,7 +105,7 @@ def plan_removal(runs: list[Run]) -> list[Move]:
     """Where each run folder (and each removed sweep's trials) goes in its runs root's trash.
 
     Args:
-        runs: the runs to remove, as a listing or :func:`nnlab.runs.reading.read_run` gives them.
+        runs: the runs to remove, as a listing or :func:`nnlab.store.reading.read_run` gives them.
 
     Returns:
         The moves, trials before their sweep folder; each folder once.
@@ -156,7 +156,7 @@ def plan_removal(runs: list[Run]) -> list[Move]:
 
 def _refusal(run: Run) -> str | None:
     """Why a run folder cannot go to the trash, or None."""
-    from nnlab.runs.liveness import still_running
+    from nnlab.store.liveness import still_running
 
     path = run.path
     if path.resolve().parent.name == TRASH:
@@ -191,7 +191,7 @@ def move_to_trash(moves: list[Move]) -> list[Move]:
         NnlabError: when a rename fails (another filesystem, permissions); the moves done before
             it stay done, and the message says how many.
     """
-    from nnlab.runs.folder import atomic_write, to_json, utc_now
+    from nnlab.store.folder import atomic_write, to_json, utc_now
 
     done: list[Move] = []
     for move in moves:
@@ -237,7 +237,7 @@ def trashed(root: str | Path, *, read_runs: bool = False) -> list[Trashed]:
         The folders ([] when there is no trash); a record that is damaged or missing leaves
         the folder's name as its run id.
     """
-    from nnlab.runs.folder import from_json
+    from nnlab.store.folder import from_json
 
     trash = trash_of(root)
     try:
@@ -285,7 +285,7 @@ def find_trashed(arg: str, root: str | Path) -> Trashed:
         RunNotFound: when nothing, or more than one folder, matches (exit code 2).
     """
     from nnlab.errors import RunNotFound
-    from nnlab.runs.reading import resolve_run
+    from nnlab.store.reading import resolve_run
 
     trash = trash_of(root)
     if not trash.is_dir():

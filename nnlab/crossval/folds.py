@@ -3,7 +3,7 @@
 A fold is a pure function, :func:`run_fold`, of the config, the fold index and the
 seed: it returns its history, its metrics and the files it made (TensorBoard logs)
 and writes nothing the driver needs, so a process pool (``--jobs``) or a Ray cluster
-can run it. It trains through :class:`nnlab.train.fit.Fit`, as ``nnlab train`` does,
+can run it. It trains through :class:`nnlab.training.fit.Fit`, as ``nnlab train`` does,
 with the feed's options for many short epochs.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from nnlab.config import Config, config_from_dict
 from nnlab.datasets.base import Dataset
 from nnlab.errors import NnlabError
-from nnlab.runs.format import Status
+from nnlab.store.format import Status
 
 
 class FoldReport(Protocol):
@@ -50,7 +50,7 @@ class FoldResult:
         status: ``completed`` or ``diverged``.
         message: why, when not completed.
         wall_time_s: seconds the fold took.
-        execution: what ran (:meth:`nnlab.train.fit.Fit.execution`).
+        execution: what ran (:meth:`nnlab.training.fit.Fit.execution`).
         directions: ``{metric: "max" | "min"}`` from the fold model's metric objects.
         files: files the fold made, by path relative to its fold folder (TensorBoard logs).
     """
@@ -208,10 +208,10 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
     from nnlab.backend import seed_everything
     from nnlab.metric_names import directions_of
     from nnlab.model import build_model
-    from nnlab.train.data import prepare
-    from nnlab.train.feed import configure_execution
-    from nnlab.train.fit import Fit
-    from nnlab.train.results import divergence_message
+    from nnlab.training.data import prepare
+    from nnlab.training.feed import configure_execution
+    from nnlab.training.fit import Fit
+    from nnlab.training.results import divergence_message
 
     clock = time.perf_counter()
     seed_everything(fold_seed(seed, fold), config.training.deterministic)

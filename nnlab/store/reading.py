@@ -16,12 +16,12 @@ Folders that cannot be read (truncated JSON, no metrics.json, a stray directory)
 become rows with status ``unreadable`` or ``incomplete`` and a one-line warning;
 they never stop a listing.
 
-A run's tags and note (``tags.json``, :mod:`nnlab.runs.tags`) join its fields as ``tags``,
+A run's tags and note (``tags.json``, :mod:`nnlab.store.tags`) join its fields as ``tags``,
 ``tag.KEY`` and ``note``. They change without metrics.json changing, so the index keeps them
 under tags.json's own (mtime, size, inode); a damaged tags.json is a warning, never a stop.
 Hidden entries of a runs root are never listed: the index, and ``.trash/`` (``nnlab rm``).
 
-File names and statuses come from :mod:`nnlab.runs.format`; only keys that nnlab
+File names and statuses come from :mod:`nnlab.store.format`; only keys that nnlab
 writes, or wrote in an earlier release, are read.
 """
 
@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nnlab.errors import NnlabError, RunNotFound
-from nnlab.runs.format import (CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, TAGS,
+from nnlab.store.format import (CONFIG, DIAGNOSTICS, ENV, HISTORY, HISTORY_MEAN, INDEX, KFOLD, METRICS, SWEEP, TAGS,
                                Status)
-from nnlab.runs.folder import MAX_NESTING, TooDeep, from_json, nesting_depth
-from nnlab.runs.liveness import lost_reason
+from nnlab.store.folder import MAX_NESTING, TooDeep, from_json, nesting_depth
+from nnlab.store.liveness import lost_reason
 
 INDEX_VERSION = 4  # raise whenever summarize() changes: older indexes are then rebuilt
 #: Folder names made by RunFolder.create start with the UTC start time.
@@ -121,7 +121,7 @@ def read_text_file(folder: Path, name: str) -> str | None:
 
     Args:
         folder: the run folder.
-        name: the file's name (one of :mod:`nnlab.runs.format`'s).
+        name: the file's name (one of :mod:`nnlab.store.format`'s).
 
     Returns:
         Its text, or None when the folder has no such file.
@@ -154,7 +154,7 @@ def _read_json_object(folder: Path, name: str) -> dict[str, Any]:
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
-    """metrics.json of a run folder (:class:`nnlab.runs.format.RunMetrics`, or a sweep's figures).
+    """metrics.json of a run folder (:class:`nnlab.store.format.RunMetrics`, or a sweep's figures).
 
     Raises:
         NnlabError: when it is missing, truncated or not a JSON object (the message says which).
@@ -425,8 +425,8 @@ def read_run(folder: Path) -> Run:
 
 
 def _tags_of(folder: Path) -> tuple[dict[str, Any], str | None]:
-    """The fields of a folder's tags.json (:func:`nnlab.runs.tags.tag_fields`) and what is wrong with it."""
-    from nnlab.runs.tags import read_tags, tag_fields
+    """The fields of a folder's tags.json (:func:`nnlab.store.tags.tag_fields`) and what is wrong with it."""
+    from nnlab.store.tags import read_tags, tag_fields
 
     tags, note, problem = read_tags(folder)
     return tag_fields(tags, note), problem
@@ -463,7 +463,7 @@ def _summary_of(folder: Path) -> tuple[dict[str, Any], str | None, dict[str, str
 
 def _live(run: Run) -> Run:
     """Fill in what changes while a run trains (never cached): epochs so far, a warning, and
-    ``lost`` for a running run whose process is gone (:func:`nnlab.runs.liveness.lost_reason`)."""
+    ``lost`` for a running run whose process is gone (:func:`nnlab.store.liveness.lost_reason`)."""
     if run.fields.get("status") != Status.RUNNING:
         return run
     lost = lost_reason(run.fields)
@@ -597,7 +597,7 @@ class _Index:
         """Write the index atomically if anything changed; a read-only root just goes without one."""
         if not self.changed:
             return
-        from nnlab.runs.folder import atomic_write
+        from nnlab.store.folder import atomic_write
 
         try:
             atomic_write(self.path, json.dumps({"version": INDEX_VERSION, "folders": self.entries},
@@ -636,7 +636,7 @@ def list_root(root: Path, *, use_index: bool = True) -> tuple[list[Run], _Index 
 
     Args:
         root: the runs root.
-        use_index: read and update the index (:data:`nnlab.runs.format.INDEX`).
+        use_index: read and update the index (:data:`nnlab.store.format.INDEX`).
 
     Returns:
         The runs (sorted by folder name, i.e. start time) and the index (None without one).
@@ -796,7 +796,7 @@ def read_history(folder: Path, metric: str | None = None, *, prefer_mean: bool =
     Returns:
         ``{column: values}`` with the ``epoch`` column included; {} when there is none.
     """
-    from nnlab.runs.folder import read_history_csv
+    from nnlab.store.folder import read_history_csv
 
     names = [HISTORY, HISTORY_MEAN]
     if prefer_mean:

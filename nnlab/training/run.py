@@ -21,15 +21,15 @@ from nnlab.errors import NnlabError
 from nnlab.keras_objects import keras_reason
 from nnlab.metric_names import directions_of
 from nnlab.model import build_model, check_on_rows, count_params, summary_text
-from nnlab.runs import format as runfile
-from nnlab.runs.folder import RunFolder, utc_now, write_history_csv
-from nnlab.runs.format import RunMetrics, Status
-from nnlab.runs.liveness import beating, still_running, this_process
-from nnlab.runs.reading import read_history, read_metrics
-from nnlab.train.data import PreparedData, prepare, release_sequences
-from nnlab.train.feed import configure_execution
-from nnlab.train.fit import EpochReport, Fit, check_training
-from nnlab.train.results import divergence_message, record_results, run_stage, writing
+from nnlab.store import format as runfile
+from nnlab.store.folder import RunFolder, utc_now, write_history_csv
+from nnlab.store.format import RunMetrics, Status
+from nnlab.store.liveness import beating, still_running, this_process
+from nnlab.store.reading import read_history, read_metrics
+from nnlab.training.data import PreparedData, prepare, release_sequences
+from nnlab.training.feed import configure_execution
+from nnlab.training.fit import EpochReport, Fit, check_training
+from nnlab.training.results import divergence_message, record_results, run_stage, writing
 from nnlab.tracking import (MirroredRun, Target, Tracker, epoch_callback, finishing, start_tracker, target_of,
                             tracking_experiment)
 
@@ -149,7 +149,7 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
         NnlabError: when the folder is not a resumable run.
     """
     from nnlab.config import load_config
-    from nnlab.runs.reading import read_env
+    from nnlab.store.reading import read_env
 
     run = RunFolder(Path(run_dir))
     recorded = read_metrics(run.path)

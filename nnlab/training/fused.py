@@ -17,7 +17,7 @@ inside the compiled loop as well: a loss that becomes NaN or infinite ends the
 chunk after that epoch, and ``training.early_stopping`` is decided on the device by
 Keras's own rule (:class:`StopRule`), ending the chunk at the stopping epoch and
 keeping a copy of the best epoch's weights for ``restore_best_weights``. Callbacks
-that keep weights (:class:`nnlab.train.callbacks.LastEpochWeights`) are called at
+that keep weights (:class:`nnlab.training.callbacks.LastEpochWeights`) are called at
 the end of each chunk only; a stop signal during the replay takes effect at the
 chunk's end, so the history, the checkpoint and the weights always agree.
 
@@ -191,7 +191,7 @@ class _TensorFlowChunks:
                  shuffle: bool, seed: int, capacity: int, stopper: Any):
         import tensorflow as tf
 
-        from nnlab.train.device_loop import _build
+        from nnlab.training.device_loop import _build
 
         self.model = model
         x, y = (a if tf.is_tensor(a) else tf.constant(a) for a in (x, y))
@@ -306,7 +306,7 @@ class _JaxChunks:
         import jax
         import jax.numpy as jnp
 
-        from nnlab.train.device_loop import _build
+        from nnlab.training.device_loop import _build
 
         self.model = model
         _build(model, x[:size], y[:size])
@@ -399,14 +399,14 @@ class _JaxChunks:
 
         best = getattr(stopper, "best", None)
         rule = self.rule
-        from nnlab.train.device_loop import _state
+        from nnlab.training.device_loop import _state
 
         state = _state(self.model, optimizer=True)  # read anew: a callback may have set the weights
         state, logs, ran, best_weights, improved_at = self.chunk(
             state, *self.arrays, jnp.int32(first_epoch), jnp.int32(count),
             jnp.float32(0.0 if best is None else best), jnp.bool_(best is not None),
             jnp.int32(int(getattr(stopper, "wait", 0) or 0)))
-        from nnlab.train.device_loop import _assign
+        from nnlab.training.device_loop import _assign
 
         _assign(self.model, state, optimizer=True)
         kept = None

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError
-from nnlab.runs import format as runfile
-from nnlab.runs.reading import Run, read_history, read_kfold, read_metrics, read_sweep, read_text_file
+from nnlab.store import format as runfile
+from nnlab.store.reading import Run, read_history, read_kfold, read_metrics, read_sweep, read_text_file
 from nnlab.views.compare import cell, default_columns, show_value, values
 from nnlab.views.style import number, params_label, status_style
 
@@ -319,7 +319,7 @@ def fold_chart(run: Run) -> tuple[dict[str, Any] | None, str | None]:
 
 def diagnostic_charts(run: Run) -> list[dict[str, Any]]:
     """The run's diagnostics (confusion matrix, ROC curve, residuals) as chart data."""
-    from nnlab.runs.reading import read_diagnostics
+    from nnlab.store.reading import read_diagnostics
 
     data = read_diagnostics(run.path)
     charts = []
@@ -375,7 +375,7 @@ def embed_pictures(sections: list[RunSection], limit: int = MAX_PICTURES) -> int
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from nnlab.report.assets import thumbnail
+    from nnlab.reporting.assets import thumbnail
 
     paths = [path for s in sections for _, path in s.pictures]
     if not paths:

@@ -5,8 +5,8 @@ Every trial is a run folder of its own (a train run, or a k-fold run with
 the sweep writes ``runs/<timestamp>_<name>_sweep/`` with sweep.json (the space,
 every trial's folder, status and metrics) and a ranked summary. Trials run here, in
 a pool of worker processes, or on a Ray cluster (:mod:`nnlab.executors`). The space
-is :mod:`nnlab.sweep.space`'s, the ranking :mod:`nnlab.sweep.ranking`'s; a sweep that
-did not finish is resumed in its own folder (:mod:`nnlab.sweep.resume`).
+is :mod:`nnlab.sweeps.space`'s, the ranking :mod:`nnlab.sweeps.ranking`'s; a sweep that
+did not finish is resumed in its own folder (:mod:`nnlab.sweeps.resume`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from nnlab.config import Config, config_from_dict
 from nnlab.errors import NnlabError
 from nnlab.executors import Executor, WorkerDied
 from nnlab.interrupts import Interrupted, stop_signals
-from nnlab.runs import format as runfile
-from nnlab.runs import liveness
-from nnlab.runs.folder import RunFolder, atomic_write, utc_now
-from nnlab.runs.liveness import Heartbeat, this_process
-from nnlab.runs.format import Status, SweepMetrics
-from nnlab.sweep.ranking import metric_note, rank_trials, ranked, summary_markdown, sweep_direction, sweep_metric
-from nnlab.sweep.space import Trial
+from nnlab.store import format as runfile
+from nnlab.store import liveness
+from nnlab.store.folder import RunFolder, atomic_write, utc_now
+from nnlab.store.liveness import Heartbeat, this_process
+from nnlab.store.format import Status, SweepMetrics
+from nnlab.sweeps.ranking import metric_note, rank_trials, ranked, summary_markdown, sweep_direction, sweep_metric
+from nnlab.sweeps.space import Trial
 from nnlab.tracking import finishing, start_tracker, tracking_experiment
 from nnlab.metric_names import value_of
 
@@ -50,7 +50,7 @@ class TrialOutcome:
 
 def train_trial_here(config: Config, runs_dir: str, data_dir: str | None, tags: dict[str, Any]) -> dict[str, Any]:
     """A trial in this process, writing its run folder directly (the local executor)."""
-    from nnlab.train.run import train
+    from nnlab.training.run import train
 
     result = train(config, runs_dir=runs_dir, data_dir=data_dir, tags=tags)
     return {"folder": str(result.run.path), "metrics": result.metrics, "exit_code": result.exit_code}
@@ -66,7 +66,7 @@ def train_trial_remote(config_data: dict[str, Any], source: str, data_dir: str |
     Returns:
         ``{"name": folder name, "files": {relative path: bytes}, "metrics": ..., "exit_code": ...}``.
     """
-    from nnlab.train.run import train
+    from nnlab.training.run import train
 
     config = config_from_dict(config_data, source)
     with tempfile.TemporaryDirectory(prefix="nnlab-trial-") as tmp:
@@ -91,20 +91,20 @@ def materialize(runs_dir: Path, returned: dict[str, Any]) -> Path:
 
 def kfold_trials(trials: list[Trial], executor: Executor, *, runs_dir: str, data_dir: str | None,
                  tags_of: Callable[[Trial], dict[str, Any]], jobs: int = 1) -> Iterator[tuple[int, Any, Any]]:
-    """Run every trial as a k-fold validation (:func:`nnlab.kfold.run_kfold`), one after another.
+    """Run every trial as a k-fold validation (:func:`nnlab.crossval.run_kfold`), one after another.
 
     This process is each trial's k-fold driver: it loads the data, checks the model
     and writes the trial's ``<timestamp>_<name>_kfold`` folder. On an in-process
     executor the folds run here too. On a process pool or Ray, every fold of every
-    trial is submitted up front as a :func:`nnlab.kfold.folds.run_fold` task (the fold
+    trial is submitted up front as a :func:`nnlab.crossval.folds.run_fold` task (the fold
     function of ``nnlab kfold --jobs``), so the workers train later trials' folds
     while this process records earlier trials; only results travel back.
 
     Yields:
         ``(position in trials, {"folder", "metrics", "exit_code"} or None, error or None)``, in order.
     """
-    from nnlab.kfold.folds import run_fold
-    from nnlab.kfold.run import run_kfold
+    from nnlab.crossval.folds import run_fold
+    from nnlab.crossval.run import run_kfold
 
     ahead: dict[int, dict[str, Any]] = {}
     if not executor.in_process:
@@ -127,7 +127,7 @@ def kfold_trials(trials: list[Trial], executor: Executor, *, runs_dir: str, data
 
 
 def fold_tasks(config: Config, data_dir: str | None) -> list[tuple]:
-    """The :func:`nnlab.kfold.folds.run_fold` arguments of every fold of ``config``, as run_kfold builds them."""
+    """The :func:`nnlab.crossval.folds.run_fold` arguments of every fold of ``config``, as run_kfold builds them."""
     config_dict = config.to_dict()
     return [(config_dict, fold, config.kfold.k, config.seed, data_dir, None) for fold in range(config.kfold.k)]
 
@@ -221,7 +221,7 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
         report: called with each finished trial and the number of trials.
         seeds: the seeds of ``--seeds``, recorded in sweep.json (a resume repeats them).
         executor_options: the command line's executor options, recorded for a resume.
-        previous: a :class:`nnlab.sweep.resume.PreviousSweep`: resume it, in its own folder, with its
+        previous: a :class:`nnlab.sweeps.resume.PreviousSweep`: resume it, in its own folder, with its
             trial numbers; ``trials`` are the ones it did not finish.
         tracking: a :class:`nnlab.tracking.Target`: the sweep becomes an MLflow run, each trial a run
             nested in it as the trial finishes.

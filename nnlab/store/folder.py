@@ -1,7 +1,7 @@
 """The run folder: the unit of record of one experiment.
 
 ``runs/<UTC timestamp>_<name>[_kind]/`` holds everything needed to understand a run;
-what its files are called and hold is :mod:`nnlab.runs.format`'s. Files are written
+what its files are called and hold is :mod:`nnlab.store.format`'s. Files are written
 atomically (a temporary file in the same folder, then a rename), so a reader never sees
 half a JSON file under its final name.
 """

@@ -23,11 +23,11 @@ from nnlab.errors import NnlabError, RunEnded, RunWriteError
 from nnlab.interrupts import Interrupted, stop_signals
 from nnlab.keras_objects import keras_reason
 from nnlab.metric_names import direction
-from nnlab.runs import format as runfile
-from nnlab.runs.folder import RunFolder, utc_now
-from nnlab.runs.format import RunMetrics, Status
-from nnlab.train.data import PreparedData
-from nnlab.train.feed import Feed
+from nnlab.store import format as runfile
+from nnlab.store.folder import RunFolder, utc_now
+from nnlab.store.format import RunMetrics, Status
+from nnlab.training.data import PreparedData
+from nnlab.training.feed import Feed
 
 #: The most frequent mistakes metrics.json names (``confused_pairs``).
 CONFUSED_PAIRS = 5
@@ -248,9 +248,9 @@ def prediction_diagnostics(data: PreparedData, predicted: np.ndarray) -> tuple[d
         predicted: ``model.predict(data.x_test)``.
 
     Returns:
-        ``(fields, file)``: the :class:`~nnlab.runs.format.RunMetrics` fields (``per_class``,
+        ``(fields, file)``: the :class:`~nnlab.store.format.RunMetrics` fields (``per_class``,
         ``confused_pairs``, ``roc_auc``) and the content of diagnostics.json
-        (:data:`nnlab.runs.format.DIAGNOSTICS`).
+        (:data:`nnlab.store.format.DIAGNOSTICS`).
     """
     if data.dataset.task == "regression":
         true = np.asarray(data.y_test, dtype="float64").reshape(-1)

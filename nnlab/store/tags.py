@@ -1,7 +1,7 @@
 """A run's tags and note: the user's own words about a run, kept in its folder's ``tags.json``.
 
 ``nnlab tag RUN lesson=4`` and ``nnlab note RUN "text"`` write
-:data:`nnlab.runs.format.TAGS` beside metrics.json, atomically; metrics.json, which the
+:data:`nnlab.store.format.TAGS` beside metrics.json, atomically; metrics.json, which the
 run's own process writes, is never touched, so a running run can be tagged too. The file
 holds ``{"tags": {KEY: "VALUE", ...}, "note": "text", "updated": ISO time}``.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError
-from nnlab.runs.format import TAGS
+from nnlab.store.format import TAGS
 
 #: The longest tag key, tag value and note accepted.
 MAX_KEY, MAX_VALUE, MAX_NOTE = 64, 200, 10_000
@@ -107,7 +107,7 @@ def read_tags(folder: Path) -> tuple[dict[str, str], str | None, str | None]:
         written by hand become text too), the note or None, and one line saying what is wrong
         with the file (None when it is fine or absent).
     """
-    from nnlab.runs.folder import from_json
+    from nnlab.store.folder import from_json
 
     path = Path(folder) / TAGS
     try:
@@ -167,7 +167,7 @@ def _read_for_change(folder: Path) -> tuple[dict[str, str], str | None]:
 
 def _write(folder: Path, tags: dict[str, str], note: str | None) -> None:
     """Write tags.json atomically, or remove it when nothing is left in it."""
-    from nnlab.runs.folder import atomic_write, to_json, utc_now
+    from nnlab.store.folder import atomic_write, to_json, utc_now
 
     path = Path(folder) / TAGS
     try:

@@ -12,8 +12,8 @@ import json
 from html import escape
 from typing import Any
 
-from nnlab.report import charts
-from nnlab.report.content import Report, RunSection, SweepSection, Table
+from nnlab.reporting import charts
+from nnlab.reporting.content import Report, RunSection, SweepSection, Table
 
 STYLE = """
 :root { --fg: #1b1f24; --muted: #5b6470; --line: #d6dbe1; --bg: #ffffff; --head: #f3f5f7; }
@@ -244,7 +244,7 @@ def _run_html(section: RunSection, index: int) -> str:
 
 def render(report: Report) -> str:
     """The page's HTML text."""
-    from nnlab.report.assets import vega_bundle
+    from nnlab.reporting.assets import vega_bundle
 
     sweep_metrics = sorted({s.metric for s in report.sweeps})
     templates = charts.templates(sorted(set(report.curves) | set(report.bands)), report.fold_metrics, sweep_metrics)

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from nnlab.backend import keras
 from nnlab.config import Config
-from nnlab.train.data import PreparedData, batch_size
-from nnlab.train.feed import Feed, pipeline
+from nnlab.training.data import PreparedData, batch_size
+from nnlab.training.feed import Feed, pipeline
 
 #: ``report(epoch, epochs, logs, seconds)``, called after every epoch.
 EpochReport = Callable[[int, int, dict[str, float], float], None]
@@ -25,7 +25,7 @@ def check_training(config: Config) -> None:
     """Refuse, before anything is written, training settings this installation cannot run.
 
     Raises:
-        ConfigError: a pipeline the backend cannot run (see :func:`nnlab.train.feed.pipeline`), or
+        ConfigError: a pipeline the backend cannot run (see :func:`nnlab.training.feed.pipeline`), or
             ``training.tensorboard`` without the tensorboard package.
     """
     import importlib.util
@@ -44,7 +44,7 @@ class Fit:
 
     Args:
         config: the validated config (batch size, shuffle, early stopping, TensorBoard, the levers).
-        model: the compiled model (:func:`nnlab.train.feed.configure_execution` applied).
+        model: the compiled model (:func:`nnlab.training.feed.configure_execution` applied).
         data: the prepared arrays; validation rows, when there are some, are measured every epoch.
         epochs: epochs to train (default ``training.epochs``).
         seed: seed of the batch shuffle.
@@ -55,9 +55,9 @@ class Fit:
         tensorboard_dir: where TensorBoard logs go when ``training.tensorboard`` is on (None: nowhere).
         keep_last_epoch: keep the weights of the last whole epoch (a checkpoint for resuming).
         checkpoint: ``checkpoint(epoch)`` saves the run's checkpoint; called every
-            :func:`~nnlab.train.callbacks.checkpoint_seconds` of training (None: never).
+            :func:`~nnlab.training.callbacks.checkpoint_seconds` of training (None: never).
         extra_callbacks: more Keras callbacks that read each epoch's logs (MLflow's).
-        repeat: many short epochs (k-fold): see :class:`nnlab.train.feed.Feed`.
+        repeat: many short epochs (k-fold): see :class:`nnlab.training.feed.Feed`.
     """
 
     def __init__(self, config: Config, model: Any, data: PreparedData, *, epochs: int | None = None, seed: int,
@@ -65,7 +65,7 @@ class Fit:
                  history: dict[str, list[float]] | None = None, early_stopping: bool = True,
                  tensorboard_dir: Path | None = None, keep_last_epoch: bool = False, repeat: bool = False,
                  checkpoint: Callable[[int], None] | None = None, extra_callbacks: list[Any] | None = None):
-        from nnlab.train.callbacks import (DivergenceGuard, EpochReporter, HistoryLog, LastEpochWeights,
+        from nnlab.training.callbacks import (DivergenceGuard, EpochReporter, HistoryLog, LastEpochWeights,
                                            PeriodicCheckpoint, StopCheck)
 
         k = keras()

@@ -10,7 +10,7 @@ from typing import Any
 from nnlab.config import Config
 from nnlab.errors import ConfigError
 from nnlab.metric_names import direction, direction_of_objects, unknown_direction_message, value_of
-from nnlab.runs.format import Status
+from nnlab.store.format import Status
 
 
 def default_metric(config: Config, kfold: bool = False) -> str | None:
