@@ -56,6 +56,20 @@ def use_backend(name: str, *, source: str | None = None, key: str | None = "back
         _jax_compilation_cache()
 
 
+def backend_override(backend: str | None, overrides: list[str]) -> list[str]:
+    """``--backend NAME`` (or ``backend=`` of the Python API) as the override ``backend=NAME``, checked
+    first (installed? Keras not yet imported with another?) and made this process's backend, so worker
+    processes started from here inherit it.
+
+    Returns:
+        ``overrides``, with ``backend=NAME`` last when a backend is given.
+    """
+    if backend is None:
+        return list(overrides)
+    use_backend(backend, source="--backend", key=None)
+    return [*overrides, f"backend={backend}"]
+
+
 #: Compilations at least this long (seconds) are kept in JAX's persistent cache.
 JAX_CACHE_MIN_COMPILE_SECONDS = 0.1
 

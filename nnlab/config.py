@@ -203,6 +203,22 @@ class RandomSearch(Strict):
                                                "'randint(a, b)' or 'choice(v1, v2, ...)'")
 
 
+class Search(Strict):
+    """``sweep.search``: a model-based search (``nnlab sweep --search``): Optuna proposes each trial from the
+    ones before, and a pruner may stop unpromising trials early."""
+
+    method: str = Field("tpe", description="tpe: Optuna's TPE sampler, seeded by the config's seed")
+    trials: Annotated[int, Field(ge=1, le=100_000)] = Field(description="how many trials to run")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="dotted key -> 'uniform(a, b)', 'loguniform(a, b)', 'randint(a, b)' "
+                                               "or 'choice(v1, v2, ...)' (or --param)")
+    pruner: str | None = Field(None, description="median, asha or hyperband: stop unpromising trials early on "
+                                                 "their validation metric")
+    max_epochs_total: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="start no trial once the trials have trained this many epochs in all")
+    timeout: Annotated[float, Field(gt=0)] | None = Field(None, description="start no trial after this many seconds")
+
+
 class Sweep(Strict):
     """``sweep``: a grid (and/or random draws) of variations of this config (``nnlab sweep``)."""
 
@@ -212,6 +228,7 @@ class Sweep(Strict):
         default_factory=list, description="a list of variations, each a mapping of dotted keys to values "
                                           "({} is the config as it is); one trial per variant (times the grid)")
     random: RandomSearch | None = None
+    search: Search | None = None
     metric: str | None = Field(None, description="what ranks the trials, e.g. val_accuracy or test_loss "
                                                  "(default: val_loss, or test_loss without validation)")
     kfold: bool = Field(False, description="run every trial as a k-fold validation")

@@ -102,6 +102,45 @@ class Executor:
         """
         yield from self.gather([self.submit(fn, args) for args in tasks])
 
+    def stream(self, fn: Callable[..., Any], tasks: Iterable[tuple],
+               width: int) -> Iterator[tuple[tuple, Any, BaseException | None]]:
+        """Keep ``width`` tasks running, taking the next from ``tasks`` only when one has finished.
+
+        For work whose next task depends on the results so far (a model-based search asks
+        its sampler for the next trial after it has told it the last one's result).
+
+        Args:
+            fn: the task function (module-level, picklable).
+            tasks: argument tuples, pulled lazily; it may end early.
+            width: tasks running at once.
+
+        Yields:
+            ``(args, result, error)`` as each task finishes; those still running are cancelled
+            when the caller stops early.
+        """
+        running: list[tuple[Any, tuple]] = []
+        pending = iter(tasks)
+        more = True
+        try:
+            while True:
+                while more and len(running) < max(1, width):
+                    args = next(pending, None)
+                    if args is None:
+                        more = False
+                    else:
+                        running.append((self.submit(fn, args), args))
+                if not running:
+                    return
+                position, result, error = self._first([handle for handle, _ in running])
+                _, args = running.pop(position)
+                yield args, result, error
+        finally:
+            self.cancel([handle for handle, _ in running])
+
+    def _first(self, handles: list[Any]) -> tuple[int, Any, BaseException | None]:
+        """Wait for the first of ``handles`` to finish: ``(its position, result, error)``."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release workers (and cancel what has not started)."""
 
@@ -130,6 +169,10 @@ class LocalExecutor(Executor):
             return
         for i, args in enumerate(tasks):
             yield (i, *_call(here, (i, args)))
+
+    def _first(self, handles):
+        fn, args = handles[0]
+        return (0, *_call(fn, args))
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> tuple[Any, BaseException | None]:
@@ -273,6 +316,13 @@ class ProcessExecutor(Executor):
         finally:
             self.cancel(handles)
 
+    def _first(self, handles):
+        while True:
+            futures.wait([t.future for t in handles], return_when=futures.FIRST_COMPLETED)
+            for position, task in enumerate(handles):
+                if task.future.done() and self._settle(task):
+                    return (position, *self._outcome(task))
+
     def run(self, fn, tasks, here=None):
         if not self.driver_helps:
             yield from super().run(fn, tasks)
@@ -414,21 +464,28 @@ class RayExecutor(Executor):
         try:
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
-                ref = done[0]
-                self._outstanding.discard(ref)
-                try:
-                    yield position[ref], ray.get(ref), None
-                except ray.exceptions.RayTaskError as err:
-                    yield position[ref], None, err.cause if isinstance(err.cause, BaseException) else err
-                except ray.exceptions.TaskCancelledError as err:
-                    yield position[ref], None, err
-                except ray.exceptions.RayError as err:  # its worker or node died, on every try
-                    reason = " ".join(str(err).split())
-                    reason = reason if len(reason) <= 300 else reason[:297] + "..."
-                    yield position[ref], None, WorkerDied(f"its Ray worker died on each of {TRIES} tries "
-                                                          f"({type(err).__name__}: {reason})")
+                yield (position[done[0]], *self._outcome(done[0]))
         finally:
             self.cancel(waiting)
+
+    def _first(self, handles):
+        done, _ = self._ray.wait(list(handles), num_returns=1)
+        return (handles.index(done[0]), *self._outcome(done[0]))
+
+    def _outcome(self, ref: Any) -> tuple[Any, BaseException | None]:
+        """A finished task's ``(result, error)``; a worker that died on every try is :class:`WorkerDied`."""
+        ray = self._ray
+        self._outstanding.discard(ref)
+        try:
+            return ray.get(ref), None
+        except ray.exceptions.RayTaskError as err:
+            return None, err.cause if isinstance(err.cause, BaseException) else err
+        except ray.exceptions.TaskCancelledError as err:
+            return None, err
+        except ray.exceptions.RayError as err:  # its worker or node died, on every try
+            reason = " ".join(str(err).split())
+            reason = reason if len(reason) <= 300 else reason[:297] + "..."
+            return None, WorkerDied(f"its Ray worker died on each of {TRIES} tries ({type(err).__name__}: {reason})")
 
     def cancel(self, handles):
         for ref in handles:

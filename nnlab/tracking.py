@@ -16,7 +16,8 @@ What a run folder becomes (:func:`push_folder`):
   ``nnlab.trial``, ``nnlab.folder``; MLflow's own ``mlflow.runName`` and, for a k-fold run's
   folds and a sweep's trials, ``mlflow.parentRunId``;
 - artifacts: the folder's files (model.keras, plots, config.yaml, history.csv, ...);
-- status: completed FINISHED, failed or diverged FAILED, interrupted or lost KILLED, running RUNNING.
+- status: completed FINISHED, failed or diverged FAILED, interrupted or lost KILLED, running RUNNING; a search's
+  pruned trial FINISHED (it ended as its search meant; the ``nnlab.status`` tag says pruned).
 
 Live tracking (:class:`Tracker`) sends each epoch's metrics as it ends (in batches, at most
 every few seconds) and syncs the folder at the end. A server that goes away mid-run costs
@@ -48,7 +49,7 @@ SEND_SECONDS = 5.0
 #: MLflow's limits per log_batch request, and on a param's length.
 BATCH_METRICS, BATCH_PARAMS, BATCH_TAGS, PARAM_LENGTH = 1000, 100, 100, 6000
 #: nnlab's statuses as MLflow's.
-MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED", "interrupted": "KILLED",
+MLFLOW_STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "diverged": "FAILED", "interrupted": "KILLED",
                  "lost": "KILLED", "completed with failures": "FAILED", "running": "RUNNING"}
 #: Files of a run folder that are not uploaded: a stopped run's checkpoint is the next run's, not a result.
 NOT_UPLOADED = ("checkpoint.keras",)

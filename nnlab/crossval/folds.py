@@ -190,7 +190,7 @@ def cached_dataset(config: Config, data_dir: str | Path | None, loaded: Dataset 
 
 
 def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: np.ndarray,
-               val_rows: np.ndarray, seed: int, report: FoldReport | None = None) -> FoldResult:
+               val_rows: np.ndarray, seed: int, report: FoldReport | None = None, prune: Any = None) -> FoldResult:
     """Train a fresh model on ``train_rows`` and validate it on ``val_rows`` every epoch.
 
     Args:
@@ -201,9 +201,11 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
         train_rows, val_rows: row indices into the training part.
         seed: the k-fold seed.
         report: progress display, or None.
+        prune: a search's :class:`~nnlab.training.callbacks.PruneCheck` for this fold, or None.
 
     Returns:
-        The fold's result (status ``diverged`` when its loss became NaN).
+        The fold's result (status ``diverged`` when its loss became NaN, ``pruned`` when ``prune``
+        stopped it).
     """
     from nnlab.backend import seed_everything
     from nnlab.metric_names import directions_of
@@ -211,7 +213,7 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
     from nnlab.training.data import prepare
     from nnlab.training.feed import configure_execution
     from nnlab.training.fit import Fit
-    from nnlab.training.results import divergence_message
+    from nnlab.training.results import divergence_message, pruned_message
 
     clock = time.perf_counter()
     seed_everything(fold_seed(seed, fold), config.training.deterministic)
@@ -224,7 +226,8 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
             report.epoch(fold, epoch, total, logs)
     with tempfile.TemporaryDirectory(prefix="nnlab-fold-") as scratch:
         fitting = Fit(config, model, data, seed=fold_seed(seed, fold), report=progress,
-                      tensorboard_dir=Path(scratch) / "tensorboard", repeat=True)
+                      tensorboard_dir=Path(scratch) / "tensorboard", repeat=True,
+                      extra_callbacks=None if prune is None else [prune])
         fitting.run()
         files = {str(p.relative_to(scratch)): p.read_bytes() for p in sorted(Path(scratch).rglob("*")) if p.is_file()}
     result = FoldResult(fold=fold, k=k, history=fitting.history, validation=fitting.feed.measure_validation(model),
@@ -233,5 +236,8 @@ def train_fold(config: Config, dataset: Dataset, fold: int, k: int, train_rows: 
     if fitting.diverged_at is not None:
         result.status = Status.DIVERGED.value
         result.message = f"fold {fold + 1}: {divergence_message(fitting.diverged_at)}"
+    elif prune is not None and prune.stopped_at is not None:
+        result.status = Status.PRUNED.value
+        result.message = pruned_message(prune.stopped_at, fitting.epochs, f"fold {fold + 1}: ")
     result.wall_time_s = round(time.perf_counter() - clock, 3)
     return result

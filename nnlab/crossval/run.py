@@ -50,7 +50,7 @@ class KFoldResult:
 def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
               final: bool = False, jobs: int = 1, executor: Executor | None = None, report: FoldReport | None = None,
               argv: list[str] | None = None, tags: dict[str, Any] | None = None, tracking: Any = None,
-              parent: Any = None) -> KFoldResult:
+              parent: Any = None, prune: Any = None) -> KFoldResult:
     """Run a k-fold validation of ``config`` and write its run folder.
 
     Args:
@@ -68,6 +68,9 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
         tags: extra keys for metrics.json (a sweep's id and the trial's parameters).
         tracking: a :class:`nnlab.tracking.Target` to log the run to (one MLflow run, a nested one per fold).
         parent: the MLflow run it nests under (a sweep's).
+        prune: a search's pruning: ``prune()`` gives each fold's
+            :class:`~nnlab.training.callbacks.PruneCheck` (folds then run one after another, here); a
+            fold it stops ends the run ``pruned``, with the folds so far.
 
     Returns:
         The folder, metrics.json's content, the k-fold summary, the folds and the exit
@@ -99,7 +102,7 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
         splits = fold_indices(n, k, config.kfold.shuffle, config.kfold.split_seed)
         return _run_and_record(config, dataset, splits, data_dir=data_dir, runs_dir=runs_dir, final=final,
                                jobs=jobs, executor=executor, report=report, argv=argv, tags=tags,
-                               experiment=experiment, parent=parent)
+                               experiment=experiment, parent=parent, prune=prune)
     finally:
         if owned:
             executor.close()
@@ -108,7 +111,7 @@ def run_kfold(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | 
 def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir: str | Path | None,
                     runs_dir: str | Path, final: bool, jobs: int, executor: Executor, report: FoldReport | None,
                     argv: list[str] | None, tags: dict[str, Any] | None, experiment: Any = None,
-                    parent: Any = None) -> KFoldResult:
+                    parent: Any = None, prune: Any = None) -> KFoldResult:
     """The part of :func:`run_kfold` from the model check on: the folder, the folds, the summary."""
     from nnlab.store.liveness import beating
     from nnlab.tracking import finishing, start_tracker
@@ -157,7 +160,7 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
 
         def train_folds() -> None:
             try:
-                _run_folds(config, dataset, splits, data_dir, executor, report, record)
+                _run_folds(config, dataset, splits, data_dir, executor, report, record, prune)
             except FoldError as err:  # names its fold, with the traceback of wherever it ran
                 failure.append(err)
 
@@ -171,6 +174,9 @@ def _run_and_record(config: Config, dataset: Dataset, splits: list, *, data_dir:
         if diverged and metrics.status is Status.RUNNING:
             metrics.end(Status.DIVERGED, diverged[0].message)
             exit_code = 1
+        pruned = [r for r in results if r.status == Status.PRUNED.value]
+        if pruned and metrics.status is Status.RUNNING:
+            metrics.end(Status.PRUNED, pruned[0].message)
 
         if results:
             figures = summarize(results, settings.monitor, settings.smoothing, settings.mode)
@@ -236,7 +242,7 @@ def _check_model(config: Config, dataset: Dataset,
 
 
 def _run_folds(config: Config, dataset: Dataset, splits: list, data_dir: str | Path | None, executor: Executor,
-               report: FoldReport | None, record) -> None:
+               report: FoldReport | None, record, prune: Any = None) -> None:
     """Train every fold on ``executor``, calling ``record`` as each finishes; stop at the first that fails
     or diverges.
 
@@ -258,10 +264,15 @@ def _run_folds(config: Config, dataset: Dataset, splits: list, data_dir: str | P
         if report is not None:
             report.fold_started(fold, k, epochs)
         try:
-            return train_fold(config, dataset, fold, k, *splits[fold], config.seed, report)
+            return train_fold(config, dataset, fold, k, *splits[fold], config.seed, report,
+                              prune=None if prune is None else prune())
         except Exception as err:
             raise as_fold_error(err, fold) from None
 
+    if prune is not None:  # each fold's report needs the folds before it: one after another, here
+        from nnlab.executors import LocalExecutor
+
+        executor = LocalExecutor()
     for fold, result, error in executor.run(run_fold, tasks, here=here):
         if error is not None:
             if isinstance(error, FoldError):

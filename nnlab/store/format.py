@@ -41,6 +41,8 @@ HISTORY_MEAN = "history_mean.csv"
 FINAL_HISTORY = "final_history.csv"
 SWEEP = "sweep.json"
 SWEEP_SUMMARY = "summary.md"
+#: A model-based search's Optuna study (RDB storage on SQLite), in its sweep folder.
+STUDY = "study.db"
 PLOTS = "plots"
 #: What the HTML report charts of the test set's predictions (:func:`nnlab.store.reading.read_diagnostics`):
 #: ``{"confusion_matrix": {"labels", "counts"}, "roc": {"fpr", "tpr", "auc"}, "residuals": {"predicted", "residual"}}``.
@@ -79,6 +81,9 @@ class Status(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
+    #: A search's trial stopped early by its pruner (``nnlab sweep --search --pruner``): the epochs it ran, its
+    #: metrics so far.
+    PRUNED = "pruned"
     #: A sweep whose trials did not all complete.
     COMPLETED_WITH_FAILURES = "completed with failures"
     #: A sweep's trial not started yet, or never started because the sweep stopped.

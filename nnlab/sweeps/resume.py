@@ -33,7 +33,7 @@ from nnlab.sweeps.run import TrialOutcome, config_id
 from nnlab.sweeps.space import Space, Trial
 
 #: Trial statuses a resume keeps: the trial ended for good. Every other one runs again.
-KEPT = frozenset({Status.COMPLETED.value, Status.DIVERGED.value})
+KEPT = frozenset({Status.COMPLETED.value, Status.DIVERGED.value, Status.PRUNED.value})
 
 
 @dataclass

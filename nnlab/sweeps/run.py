@@ -48,32 +48,47 @@ class TrialOutcome:
 
 # -- running -----------------------------------------------------------------------------------
 
-def train_trial_here(config: Config, runs_dir: str, data_dir: str | None, tags: dict[str, Any]) -> dict[str, Any]:
-    """A trial in this process, writing its run folder directly (the local executor)."""
+def train_trial_here(config: Config, runs_dir: str, data_dir: str | None, tags: dict[str, Any],
+                     prune: Any = None) -> dict[str, Any]:
+    """A trial in this process, writing its run folder directly (the local executor).
+
+    Args:
+        prune: a search's :class:`~nnlab.training.callbacks.PruneCheck`, or None.
+    """
     from nnlab.training.run import train
 
-    result = train(config, runs_dir=runs_dir, data_dir=data_dir, tags=tags)
-    return {"folder": str(result.run.path), "metrics": result.metrics, "exit_code": result.exit_code}
+    result = train(config, runs_dir=runs_dir, data_dir=data_dir, tags=tags, prune=prune)
+    return {"folder": str(result.run.path), "metrics": result.metrics, "exit_code": result.exit_code,
+            "epochs_trained": int(result.metrics.get("epochs_run") or 0)}
 
 
 def train_trial_remote(config_data: dict[str, Any], source: str, data_dir: str | None,
-                       tags: dict[str, Any]) -> dict[str, Any]:
+                       tags: dict[str, Any], prune: Any = None) -> dict[str, Any]:
     """A trial in a worker: trains into a temporary folder and returns its files.
 
     Picklable and free of shared-filesystem assumptions, so a process pool or a Ray
     cluster can run it; the driver writes the run folder.
 
+    Args:
+        prune: a search's :class:`~nnlab.training.callbacks.PruneCheck`, or None.
+
     Returns:
-        ``{"name": folder name, "files": {relative path: bytes}, "metrics": ..., "exit_code": ...}``.
+        ``{"name": folder name, "files": {relative path: bytes}, "metrics": ..., "exit_code": ...,
+        "epochs_trained": ...}``.
     """
     from nnlab.training.run import train
 
     config = config_from_dict(config_data, source)
     with tempfile.TemporaryDirectory(prefix="nnlab-trial-") as tmp:
-        result = train(config, runs_dir=tmp, data_dir=data_dir, tags=tags)
-        files = {str(p.relative_to(result.run.path)): p.read_bytes()
-                 for p in sorted(result.run.path.rglob("*")) if p.is_file()}
-    return {"name": result.run.run_id, "files": files, "metrics": result.metrics, "exit_code": result.exit_code}
+        result = train(config, runs_dir=tmp, data_dir=data_dir, tags=tags, prune=prune)
+        files = folder_files(result.run.path)
+    return {"name": result.run.run_id, "files": files, "metrics": result.metrics, "exit_code": result.exit_code,
+            "epochs_trained": int(result.metrics.get("epochs_run") or 0)}
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a run folder, by its path inside it (what a worker sends back)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def materialize(runs_dir: Path, returned: dict[str, Any]) -> Path:
@@ -235,9 +250,57 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
     check_data(trials, data_dir)
     experiment = tracking_experiment(tracking)  # an unreachable server is refused before anything trains
     if previous is None:
+        book = SweepBook.create(base, runs_dir, metric=metric, way=way, executor_name=executor_name, kfold=kfold,
+                                space=space, seeds=seeds, executor_options=executor_options)
+        book.outcomes.extend(TrialOutcome(t.index, t.params, repeat=t.repeat) for t in trials)
+    else:
+        book = SweepBook.resumed(previous, base, metric=metric, way=way, executor_name=executor_name,
+                                 executor_options=executor_options, runs=len(trials))
+        again = {(t.index, t.repeat) for t in trials}
+        for outcome in book.outcomes:
+            if (outcome.index, outcome.repeat) in again:
+                outcome.status, outcome.folder, outcome.metrics, outcome.message = Status.PENDING.value, None, {}, None
+    slot = {(o.index, o.repeat): position for position, o in enumerate(book.outcomes)}
+    book.save()
+    tracker = start_tracker(experiment, book.run)
+    with Heartbeat(book.save, liveness.HEARTBEAT_SECONDS), finishing(tracker, book.run.path):
+        return _run_trials(base, trials, executor, book, slot, tracker, runs_dir=runs_dir, data_dir=data_dir,
+                           kfold=kfold, jobs=jobs, report=report)
+
+
+class SweepBook:
+    """A sweep folder while its trials run: sweep.json's record, every trial's outcome, and how both are
+    saved; :func:`run_sweep` and a search (:mod:`nnlab.sweeps.search`) keep their sweeps through it.
+
+    Args:
+        run: the sweep folder.
+        record: sweep.json's content (without the trials).
+        outcomes: every trial's outcome so far.
+        base: the sweep's config.
+        clock: ``time.perf_counter()`` at the sweep's start (earlier runs' time subtracted on a resume).
+    """
+
+    def __init__(self, run: RunFolder, record: dict[str, Any], outcomes: list[TrialOutcome], base: Config,
+                 clock: float):
+        self.run, self.record, self.outcomes, self.base, self.clock = run, record, outcomes, base, clock
+        # Who runs it, and a heartbeat: a reader tells a running sweep from a lost one; a resume refuses a live one.
+        record.update(this_process(), heartbeat=utc_now().isoformat(timespec="seconds"))
+
+    @property
+    def metric(self) -> str:
+        return self.record["metric"]
+
+    @property
+    def way(self) -> str:
+        return self.record["direction"]
+
+    @classmethod
+    def create(cls, base: Config, runs_dir: str | Path, *, metric: str, way: str, executor_name: str, kfold: bool,
+               space: dict[str, Any] | None, seeds: list[int] | None, executor_options: dict[str, Any] | None,
+               search: dict[str, Any] | None = None) -> "SweepBook":
+        """A new sweep folder (config.yaml written; sweep.json at the first :meth:`save`)."""
         started = utc_now()
         sweep = RunFolder.create(runs_dir, base.name, runfile.KIND_SUFFIX["sweep"], started=started)
-        outcomes = [TrialOutcome(t.index, t.params, repeat=t.repeat) for t in trials]
         record: dict[str, Any] = {
             "sweep_id": sweep.run_id, "name": base.name, "status": Status.RUNNING.value, "metric": metric,
             "direction": way, "executor": executor_name,
@@ -245,114 +308,134 @@ def run_sweep(base: Config, trials: list[Trial], executor: Executor, *, runs_dir
             "seeds": seeds, "executor_options": executor_options or {}, "config_id": config_id(base),
             "started": started.isoformat(timespec="seconds"), "trials": [],
         }
+        if search is not None:
+            record["search"] = search
         sweep.write_yaml(runfile.CONFIG, base.to_dict())
-        earlier = 0.0
-    else:
-        sweep, outcomes, record = previous.run, previous.outcomes, previous.record
-        again = {(t.index, t.repeat) for t in trials}
-        for outcome in outcomes:
-            if (outcome.index, outcome.repeat) in again:
-                outcome.status, outcome.folder, outcome.metrics, outcome.message = Status.PENDING.value, None, {}, None
-        record.update(status=Status.RUNNING.value, executor=executor_name)
+        return cls(sweep, record, [], base, time.perf_counter())
+
+    @classmethod
+    def resumed(cls, previous: Any, base: Config, *, metric: str, way: str, executor_name: str,
+                executor_options: dict[str, Any] | None, runs: int) -> "SweepBook":
+        """The sweep folder of a resume (a :class:`nnlab.sweeps.resume.PreviousSweep`), running again."""
+        record = previous.record
+        record.update(status=Status.RUNNING.value, executor=executor_name, metric=metric, direction=way)
         record.setdefault("executor_options", executor_options or {})
         record.pop("finished", None)
-        record.setdefault("resumed", []).append({"time": utc_now().isoformat(timespec="seconds"),
-                                                 "trials": len(trials)})
+        record.setdefault("resumed", []).append({"time": utc_now().isoformat(timespec="seconds"), "trials": runs})
         earlier = float(record.get("wall_time_s") or 0)
-    # Who runs it, and a heartbeat: a reader tells a running sweep from a lost one; a resume refuses a live one.
-    record.update(this_process(), heartbeat=utc_now().isoformat(timespec="seconds"))
-    slot = {(o.index, o.repeat): position for position, o in enumerate(outcomes)}
-    repeated = any(o.repeat is not None for o in outcomes)
-    clock = time.perf_counter() - earlier
+        return cls(previous.run, record, previous.outcomes, base, time.perf_counter() - earlier)
 
-    def save() -> None:
-        with sweep.lock:  # the heartbeat thread saves too: read and write as one step
-            record["heartbeat"] = utc_now().isoformat(timespec="seconds")
-            record["trials"] = [dict(vars(o)) for o in outcomes]
-            sweep.write_json(runfile.SWEEP, record)
-            sweep.write_json(runfile.METRICS, _sweep_metrics(record, base, outcomes, metric, way, clock))
+    def save(self) -> None:
+        """Write sweep.json and metrics.json as they stand."""
+        with self.run.lock:  # the heartbeat thread saves too: read and write as one step
+            self.record["heartbeat"] = utc_now().isoformat(timespec="seconds")
+            self.record["trials"] = [dict(vars(o)) for o in self.outcomes]
+            self.run.write_json(runfile.SWEEP, self.record)
+            self.run.write_json(runfile.METRICS, _sweep_metrics(self.record, self.base, self.outcomes, self.metric,
+                                                                self.way, self.clock))
 
-    def tags_of(trial: Trial) -> dict[str, Any]:
-        tags = {"sweep_id": sweep.run_id, "trial": trial.index, "trial_params": trial.params}
+    def tags_of(self, trial: Trial) -> dict[str, Any]:
+        """The keys a trial's metrics.json gets: the sweep's id, the trial's number, parameters and repeat."""
+        tags = {"sweep_id": self.run.run_id, "trial": trial.index, "trial_params": trial.params}
         return tags if trial.repeat is None else {**tags, "repeat": trial.repeat}
 
-    save()
-    tracker = start_tracker(experiment, sweep)
-    with Heartbeat(save, liveness.HEARTBEAT_SECONDS), finishing(tracker, sweep.path):
-        return _run_trials(base, trials, executor, sweep, record, outcomes, slot, save, tags_of, tracker,
-                           runs_dir=runs_dir, data_dir=data_dir, metric=metric, way=way, kfold=kfold, jobs=jobs,
-                           report=report, clock=clock, repeated=repeated)
+    def finish(self, status: Status, exit_code: int, *, kfold: bool, error: BaseException | None = None,
+               ranked_outcomes: list[TrialOutcome] | None = None) -> "SweepResult":
+        """Rank the trials, write sweep.json, metrics.json and summary.md a last time.
+
+        Args:
+            status: how the sweep ended (completed becomes ``completed with failures`` when a trial did not
+                complete).
+            exit_code: the command's exit code for ``status``.
+            kfold: the trials are k-fold validations.
+            error: the sweep's own crash (recorded, with error.txt), or None.
+            ranked_outcomes: the outcomes the ranking counts (default: every one).
+        """
+        if error is not None:
+            import traceback
+
+            self.record["message"] = _error_text(error)
+            self.run.write_text(runfile.ERROR, "".join(traceback.format_exception(error)))
+        outcomes = self.outcomes if ranked_outcomes is None else ranked_outcomes
+        if status is Status.COMPLETED and any(o.status not in (Status.COMPLETED.value, Status.PRUNED.value)
+                                              for o in self.outcomes):
+            status, exit_code = Status.COMPLETED_WITH_FAILURES, 1
+        record, metric, way = self.record, self.metric, self.way
+        record["status"] = status.value
+        record["finished"] = utc_now().isoformat(timespec="seconds")
+        record["wall_time_s"] = round(time.perf_counter() - self.clock, 3)
+        order = ranked(outcomes, metric, way)
+        stats = rank_trials(outcomes, metric, way) if any(o.repeat is not None for o in outcomes) else None
+        record["ranking"] = [t.index for t in stats] if stats else [o.index for o in order]
+        if stats:
+            record["trial_stats"] = [t.as_dict() for t in stats]
+        self.save()
+        self.run.write_text(runfile.SWEEP_SUMMARY, summary_markdown(order, metric, kfold, stats))
+        return SweepResult(run=self.run, outcomes=order, metric=metric, status=status.value, exit_code=exit_code,
+                           kfold=kfold, direction=way, note=metric_note(metric, kfold), trials=stats)
 
 
-def _run_trials(base: Config, trials: list[Trial], executor: Executor, sweep: RunFolder, record: dict[str, Any],
-                outcomes: list[TrialOutcome], slot: dict, save: Callable[[], None], tags_of: Callable, tracker: Any,
-                *, runs_dir: str | Path, data_dir: str | Path | None, metric: str, way: str, kfold: bool, jobs: int,
-                report: Callable[[TrialOutcome, int], None] | None, clock: float, repeated: bool) -> SweepResult:
+def record_trial(outcome: TrialOutcome, result: dict[str, Any] | None, error: BaseException | None,
+                 runs_dir: str | Path) -> None:
+    """What became of a trial, into its outcome: a returned run folder written under ``runs_dir``
+    (:func:`materialize`), its metrics and status; or the error it raised."""
+    if error is not None:
+        outcome.status, outcome.message = Status.FAILED.value, _error_text(error)
+        return
+    folder = materialize(Path(runs_dir), result) if "files" in result else Path(result["folder"])
+    outcome.folder = str(folder)
+    outcome.metrics = {k: result["metrics"].get(k) for k in ("train", "validation", "validation_std", "test", "best")
+                       if result["metrics"].get(k) is not None}
+    outcome.status = result["metrics"]["status"]
+    outcome.message = result["metrics"].get("message")
+
+
+def _run_trials(base: Config, trials: list[Trial], executor: Executor, book: SweepBook, slot: dict, tracker: Any,
+                *, runs_dir: str | Path, data_dir: str | Path | None, kfold: bool, jobs: int,
+                report: Callable[[TrialOutcome, int], None] | None) -> SweepResult:
     """The part of :func:`run_sweep` after its folder exists: the trials, then the ranking; whatever
     ends it, sweep.json and metrics.json say how (a crash of the sweep itself: ``failed``, error.txt)."""
-    status, exit_code = Status.COMPLETED, 0
     runs_dir = str(runs_dir)
-    # Workers do not start in this directory (a Ray worker runs in its session's folder):
-    # they get absolute paths, which must name the same files on every node.
-    data_dir = None if data_dir is None else str(Path(data_dir).expanduser().resolve())
+    data_dir = worker_data_dir(data_dir)
     if not executor.in_process:
-        trials = [_with_absolute_data_path(t) for t in trials]
+        trials = [with_absolute_data_path(t) for t in trials]
     try:
         with stop_signals():
             if kfold:
-                finished = kfold_trials(trials, executor, runs_dir=runs_dir, data_dir=data_dir, tags_of=tags_of,
-                                        jobs=jobs)
+                finished = kfold_trials(trials, executor, runs_dir=runs_dir, data_dir=data_dir,
+                                        tags_of=book.tags_of, jobs=jobs)
             elif executor.in_process:
-                finished = executor.run(train_trial_here, [(t.config, runs_dir, data_dir, tags_of(t)) for t in trials])
+                finished = executor.run(train_trial_here, [(t.config, runs_dir, data_dir, book.tags_of(t))
+                                                           for t in trials])
             else:
                 finished = executor.run(train_trial_remote, [(t.config.to_dict(), t.config.source, data_dir,
-                                                              tags_of(t)) for t in trials])
+                                                              book.tags_of(t)) for t in trials])
             for i, result, error in finished:
-                outcome = outcomes[slot[trials[i].index, trials[i].repeat]]
-                if error is not None:
-                    outcome.status, outcome.message = Status.FAILED.value, _error_text(error)
-                else:
-                    folder = materialize(Path(runs_dir), result) if "files" in result else Path(result["folder"])
-                    outcome.folder = str(folder)
-                    outcome.metrics = {k: result["metrics"].get(k) for k in
-                                       ("train", "validation", "validation_std", "test", "best")
-                                       if result["metrics"].get(k) is not None}
-                    outcome.status = result["metrics"]["status"]
-                    outcome.message = result["metrics"].get("message")
-                    if result["exit_code"] in (130, 143):
-                        raise Interrupted(result["exit_code"] - 128)
-                save()
+                outcome = book.outcomes[slot[trials[i].index, trials[i].repeat]]
+                record_trial(outcome, result, error, runs_dir)
+                book.save()
+                if error is None and result["exit_code"] in (130, 143):
+                    raise Interrupted(result["exit_code"] - 128)
                 if tracker is not None and outcome.folder:
                     tracker.nested(Path(outcome.folder))
                 if report is not None:
                     report(outcome, len(trials))
     except Interrupted as stop:
-        status, exit_code = Status.INTERRUPTED, stop.exit_code
-        _not_run(executor, outcomes)
+        not_run(executor, book.outcomes)
+        return book.finish(Status.INTERRUPTED, stop.exit_code, kfold=kfold)
     except Exception as err:  # the sweep itself crashed (not a trial): recorded, never left running
-        import traceback
-
-        status, exit_code = Status.FAILED, 1
-        record["message"] = _error_text(err)
-        sweep.write_text(runfile.ERROR, traceback.format_exc())
-        _not_run(executor, outcomes)
-    if status is Status.COMPLETED and any(o.status != Status.COMPLETED.value for o in outcomes):
-        status, exit_code = Status.COMPLETED_WITH_FAILURES, 1
-    record["status"] = status.value
-    record["finished"] = utc_now().isoformat(timespec="seconds")
-    record["wall_time_s"] = round(time.perf_counter() - clock, 3)
-    order = ranked(outcomes, metric, way)
-    stats = rank_trials(outcomes, metric, way) if repeated else None
-    record["ranking"] = [t.index for t in stats] if stats else [o.index for o in order]
-    if stats:
-        record["trial_stats"] = [t.as_dict() for t in stats]
-    save()
-    sweep.write_text(runfile.SWEEP_SUMMARY, summary_markdown(order, metric, kfold, stats))
-    return SweepResult(run=sweep, outcomes=order, metric=metric, status=status.value, exit_code=exit_code,
-                       kfold=kfold, direction=way, note=metric_note(metric, kfold), trials=stats)
+        not_run(executor, book.outcomes)
+        return book.finish(Status.FAILED, 1, kfold=kfold, error=err)
+    return book.finish(Status.COMPLETED, 0, kfold=kfold)
 
 
-def _not_run(executor: Executor, outcomes: list[TrialOutcome]) -> None:
+def worker_data_dir(data_dir: str | Path | None) -> str | None:
+    """``data_dir`` as workers get it: absolute (a Ray worker runs in its session's folder, not this one),
+    so it must name the same files on every node."""
+    return None if data_dir is None else str(Path(data_dir).expanduser().resolve())
+
+
+def not_run(executor: Executor, outcomes: list[TrialOutcome]) -> None:
     """The sweep ended early: stop the executor; the trials that had not finished were not run."""
     executor.close()
     for outcome in outcomes:
@@ -392,7 +475,7 @@ def _sweep_metrics(record: dict[str, Any], base: Config, outcomes: list[TrialOut
     ).to_dict()
 
 
-def _with_absolute_data_path(trial: Trial) -> Trial:
+def with_absolute_data_path(trial: Trial) -> Trial:
     """The trial with a relative ``dataset.path`` made absolute (as this process resolves it)."""
     path = trial.config.dataset.options.get("path")
     if not isinstance(path, str) or Path(path).expanduser().is_absolute() or not Path(path).expanduser().exists():

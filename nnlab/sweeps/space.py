@@ -65,8 +65,30 @@ def parse_param_option(option: str) -> tuple[str, str]:
 def sample(distribution: Any, rng: np.random.Generator, source: str) -> Any:
     """One draw from ``uniform(a, b)``, ``loguniform(a, b)``, ``randint(a, b)`` (inclusive) or
     ``choice(...)``; a list means choice among its items."""
+    kind, args = parse_distribution(distribution, source)
+    if kind == "choice":
+        return args[int(rng.integers(len(args)))]
+    low, high = args
+    if kind == "uniform":
+        return float(rng.uniform(low, high))
+    if kind == "randint":
+        return int(rng.integers(int(low), int(high) + 1))
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def parse_distribution(distribution: Any, source: str) -> tuple[str, list[Any]]:
+    """``uniform(a, b)`` into ``("uniform", [a, b])``; a list means ``choice`` among its items.
+
+    Returns:
+        The kind (uniform, loguniform, randint, choice) and its arguments: two numbers, or the choices.
+
+    Raises:
+        ConfigError: for anything else, or bounds that do not make a distribution.
+    """
     if isinstance(distribution, list):
-        return distribution[int(rng.integers(len(distribution)))]
+        if not distribution:
+            raise ConfigError("choice needs at least one value", source=source)
+        return "choice", list(distribution)
     match = _DISTRIBUTION.match(str(distribution))
     if not match:
         raise ConfigError(f"'{distribution}' is not a distribution: use uniform(a, b), loguniform(a, b), "
@@ -74,18 +96,18 @@ def sample(distribution: Any, rng: np.random.Generator, source: str) -> Any:
     kind, raw = match.groups()
     args = [parse_yaml(part, source).data for part in _split_top_level(raw)]
     if kind == "choice":
-        return args[int(rng.integers(len(args)))]
+        if not args:
+            raise ConfigError("choice needs at least one value", source=source)
+        return kind, args
     try:  # YAML 1.1 reads 1e-4 (no dot) as text; here it can only mean a number
         low, high = (float(a) if not isinstance(a, bool) else None for a in args)
     except (TypeError, ValueError):
         raise ConfigError(f"{kind} takes two numbers, got {raw!r}", source=source) from None
-    if kind == "uniform":
-        return float(rng.uniform(low, high))
-    if kind == "randint":
-        return int(rng.integers(int(low), int(high) + 1))
-    if low <= 0 or high <= 0:
+    if low > high:
+        raise ConfigError(f"{kind}'s low bound {low:g} is above its high bound {high:g}", source=source)
+    if kind == "loguniform" and (low <= 0 or high <= 0):
         raise ConfigError("loguniform needs two positive numbers", source=source)
-    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+    return kind, [low, high]
 
 
 def expand(grid: dict[str, list[Any]], random: dict[str, Any] | None = None, n_random: int = 0,

@@ -207,3 +207,27 @@ def _is_number(value: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+class PruneCheck(_Callback):
+    """Ends training when a search's pruner says so (:class:`nnlab.sweeps.pruning.TrialReporter`).
+
+    Args:
+        judge: ``judge(epoch, logs)``: True when the trial is to stop after this epoch.
+        until_decision: ``until_decision(epochs_done)``: epochs to the next epoch ``judge`` may stop at
+            (None: none left); a fused fit ends its chunk there, so no epoch past it is trained.
+    """
+
+    def __init__(self, judge: Callable[[int, dict[str, Any]], bool], until_decision: Callable[[int], int | None]):
+        super().__init__()
+        self.judge, self.until_decision = judge, until_decision
+        self.stopped_at: int | None = None  # 1-based epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.judge(epoch, dict(logs or {})):
+            self.stopped_at = epoch + 1
+            self.model.stop_training = True
+
+    def epochs_until_decision(self, epochs_done: int) -> int | None:
+        """See ``until_decision``."""
+        return self.until_decision(epochs_done)

@@ -138,8 +138,14 @@ def fit(model: Any, x: Any, y: Any, *, batch_size: int, epochs: int,
     callback_list.on_train_begin()
     chunk_list.on_train_begin()
     epoch, chunk = initial_epoch, 1  # the first chunk, one epoch, includes the tracing
+    # A callback that decides at some epochs only (a search's pruner) has the chunk end there.
+    deciders = [c for c in each if hasattr(c, "epochs_until_decision")]
     while epoch < epochs and not model.stop_training:
         count = min(chunk, epochs - epoch)
+        for decider in deciders:
+            until = decider.epochs_until_decision(epoch)
+            if until is not None:
+                count = max(1, min(count, until))
         started = time.perf_counter()
         rows_of_logs, best_weights = runner.run(epoch, count, stopper)
         seconds = time.perf_counter() - started

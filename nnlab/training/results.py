@@ -379,3 +379,8 @@ def draw_plots(config: Config, model: Any, data: PreparedData, run: RunFolder,
 def divergence_message(epoch: int, what: str = "the loss") -> str:
     """The message of a diverged run."""
     return f"{what} became NaN or infinite in epoch {epoch}; lower the learning rate"
+
+
+def pruned_message(epoch: int, epochs: int, what: str = "") -> str:
+    """The message of a run (or, with ``what``, a fold) a search's pruner stopped after ``epoch``."""
+    return f"{what}pruned by the search's pruner after epoch {epoch} of {epochs}"

@@ -29,7 +29,7 @@ from nnlab.store.reading import read_history, read_metrics
 from nnlab.training.data import PreparedData, prepare, release_sequences
 from nnlab.training.feed import configure_execution
 from nnlab.training.fit import EpochReport, Fit, check_training
-from nnlab.training.results import divergence_message, record_results, run_stage, writing
+from nnlab.training.results import divergence_message, pruned_message, record_results, run_stage, writing
 from nnlab.tracking import (MirroredRun, Target, Tracker, epoch_callback, finishing, start_tracker, target_of,
                             tracking_experiment)
 
@@ -81,7 +81,7 @@ def write_run_files(run: RunFolder, config: Config, model_summary: str, argv: li
 def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
           report: EpochReport | None = None, argv: list[str] | None = None,
           tags: dict[str, Any] | None = None, tracking: Target | None = None,
-          parent: MirroredRun | None = None) -> RunResult:
+          parent: MirroredRun | None = None, prune: Any = None) -> RunResult:
     """Train one config and write its run folder.
 
     Args:
@@ -93,9 +93,11 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
         tags: extra keys for metrics.json (a sweep's id and the trial's parameters; ``rerun_of``).
         tracking: log the run to MLflow there as it trains (:mod:`nnlab.tracking`).
         parent: the MLflow run this one nests under (a sweep's).
+        prune: a search's :class:`~nnlab.training.callbacks.PruneCheck`: when it stops the fit, the run
+            records its results so far and ends ``pruned``.
 
     Returns:
-        The run folder, its metrics and the exit code (0 completed, 1 failed or
+        The run folder, its metrics and the exit code (0 completed or pruned, 1 failed or
         diverged, 130/143 interrupted).
 
     Raises:
@@ -123,7 +125,8 @@ def train(config: Config, *, runs_dir: str | Path = "runs", data_dir: str | Path
     with writing(run, metrics):
         write_run_files(run, config, summary_text(model), argv, source)
         run.write_json(runfile.METRICS, metrics.to_dict())
-    return _fit_and_record(config, model, data, run, metrics, report, tracker=start_tracker(experiment, run, parent))
+    return _fit_and_record(config, model, data, run, metrics, report, tracker=start_tracker(experiment, run, parent),
+                           prune=prune)
 
 
 def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: EpochReport | None = None,
@@ -202,11 +205,13 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, report: E
 def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFolder, metrics: RunMetrics,
                     report: EpochReport | None, *, initial_epoch: int = 0,
                     history: dict[str, list[float]] | None = None, previous_seconds: float = 0.0,
-                    trained: bool = False, tracker: Tracker | None = None) -> RunResult:
+                    trained: bool = False, tracker: Tracker | None = None, prune: Any = None) -> RunResult:
     """The fit (unless the model is ``trained`` already), then the results, each outcome recorded
     honestly in the run folder (and sent to MLflow by ``tracker``, whatever the outcome)."""
     clock = time.perf_counter()
     callbacks = [epoch_callback(tracker)] if tracker is not None else []
+    if prune is not None:
+        callbacks.append(prune)
     with beating(run, metrics), finishing(tracker, run.path), writing(run, metrics):
         fitting = Fit(config, model, data, seed=config.seed, report=report, history_path=run.file(runfile.HISTORY),
                       history=history, tensorboard_dir=run.path / runfile.TENSORBOARD, keep_last_epoch=True,
@@ -232,10 +237,13 @@ def _fit_and_record(config: Config, model: Any, data: PreparedData, run: RunFold
             exit_code = run_stage(run, metrics, lambda: _results(config, model, data, fitting, run, metrics),
                                   stopped=lambda: "while saving results", failed="after training: ")
             if metrics.status is Status.RUNNING:
-                metrics.end(Status.COMPLETED)
+                if prune is not None and prune.stopped_at is not None:
+                    metrics.end(Status.PRUNED, pruned_message(prune.stopped_at, config.training.epochs))
+                else:
+                    metrics.end(Status.COMPLETED)
                 (run.path / runfile.CHECKPOINT).unlink(missing_ok=True)
                 metrics.checkpoint_epoch = metrics.checkpoint_trained = None
-        if metrics.status is not Status.COMPLETED:
+        if metrics.status not in (Status.COMPLETED, Status.PRUNED):
             _save_checkpoint(model, run, metrics, fitting, fit_ended)
         metrics.wall_time_s = round(previous_seconds + time.perf_counter() - clock, 3)
         metrics.finished = utc_now().isoformat(timespec="seconds")
@@ -272,3 +280,4 @@ def _results(config: Config, model: Any, data: PreparedData, fitting: Fit, run: 
 def _record_execution(metrics: RunMetrics, fitting: Fit) -> None:
     for key, value in fitting.execution().items():
         setattr(metrics, key, value)
+

@@ -26,6 +26,7 @@ STATUS_STYLES: dict[Status, str] = {
     Status.COMPLETED_WITH_FAILURES: "yellow",
     Status.FAILED: "red",
     Status.DIVERGED: "red",
+    Status.PRUNED: "cyan",
     Status.UNREADABLE: "red",
     Status.LOST: "red",
     Status.UNKNOWN: "dim",

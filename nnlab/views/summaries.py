@@ -101,8 +101,10 @@ def sweep_summary(result: Any) -> None:
     rows = []
     for rank, o in enumerate(result.outcomes, start=1):
         value = metric_names.value_of(o.metrics, result.metric)
-        rows.append([str(rank), str(o.index), *cells(o.params), number(value),
-                     o.status + (f": {o.message}" if o.message and o.status != Status.COMPLETED else ""),
+        # Only completed trials are ranked; a pruned one's figure is its last before the pruner stopped it.
+        said = o.message and o.status not in (Status.COMPLETED, Status.PRUNED)
+        rows.append([str(rank) if o.status == Status.COMPLETED else "-", str(o.index), *cells(o.params),
+                     number(value), o.status + (f": {o.message}" if said else ""),
                      o.folder.rsplit("/", 1)[-1] if o.folder else "-"])
     columns = ["rank", "trial", *short, result.metric, "status", "run folder"]
     widths = [max(_longest_word(c), *(_longest_word(r[i]) for r in rows)) for i, c in enumerate(columns)]
