@@ -98,6 +98,10 @@ def active_backend() -> str | None:
     return sys.modules["keras"].backend.backend()
 
 
+#: Set beside TF_CPP_MIN_LOG_LEVEL when nnlab set that level (not the user).
+_QUIET_MARK = "NNLAB_QUIET_TENSORFLOW"
+
+
 def keras():
     """Import and return Keras, quietly, on the configured backend.
 
@@ -110,8 +114,11 @@ def keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
-    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Quiet unless the user set the level; the mark tells worker processes (which inherit the level nnlab
+    # set) that it was nnlab's, so they are quiet too.
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ or os.environ.get(_QUIET_MARK) == "1"
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"], os.environ[_QUIET_MARK] = "3", "1"
     # TensorFlow's C++ start-up lines (oneDNN, CUDA stubs) are written before its
     # log settings are read, so they are kept off the terminal while it imports.
     with _quiet_stderr():

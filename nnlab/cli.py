@@ -83,17 +83,6 @@ SeedsOption = typer.Option(None, "--seeds", metavar="N|S1,S2,...",
                                 "each repeat is a run folder, then one summary: mean ± std and the 95% CI.")
 
 
-def _with_backend(backend: Optional[str], overrides: List[str]) -> List[str]:
-    """``--backend NAME`` as the override ``backend=NAME``, checked first (installed? Keras not yet imported
-    with another?) and made this process's backend, so worker processes started from here inherit it."""
-    if backend is None:
-        return overrides
-    from nnlab.backend import use_backend
-
-    use_backend(backend, source="--backend", key=None)
-    return [*overrides, f"backend={backend}"]
-
-
 def user_errors(command):
     """Print NnlabError as one message on stderr and exit with code 2, with no traceback."""
 
@@ -150,38 +139,19 @@ def train(
 
     Example: [bold]nnlab train spiral_mlp --set training.epochs=200[/]
     """
-    from nnlab.config import load_config
+    from nnlab.api import core
     from nnlab.plugins import import_plugins
-    from nnlab.tracking import target_of
     from nnlab.views.progress import EpochProgress
     from nnlab.views.summaries import run_summary
-    from nnlab.training import run as training
 
     import_plugins(plugin or [])
-    if resume is not None and seeds is not None:
-        raise NnlabError("a run resumes alone; --seeds starts new runs", source="--seeds")
-    if resume is not None:
-        if config is not None or set_ or backend is not None:
-            raise NnlabError("a run resumes with the config it started with; it cannot be changed on resume "
-                             "(drop CONFIG, --set and --backend, or start a new run)", source="--resume")
-        label, epochs = resume.name, None
-        start = functools.partial(training.resume, resume, data_dir=data_dir, argv=sys.argv,
-                                  tracking=target_of(mlflow, mlflow_experiment) if mlflow else None)
-    elif config is None:
-        raise NnlabError("give a config file or name (e.g. nnlab train spiral_mlp), or --resume RUN",
-                         source="nnlab train")
-    else:
-        cfg = load_config(config, _with_backend(backend, set_ or []))
-        label, epochs = cfg.name, cfg.training.epochs
-        target = target_of(mlflow, mlflow_experiment, cfg)
-        if seeds is not None:
-            _repeat(cfg, seeds, lambda c, tags, report=None: training.train(
-                c, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv, tags=tags, report=report, tracking=target),
-                    lambda c: EpochProgress(f"{c.name} seed {c.seed}", epochs), quiet=quiet, json_output=json_output)
-        start = functools.partial(training.train, cfg, runs_dir=runs_dir, data_dir=data_dir, argv=sys.argv,
-                                  tracking=target)
-    _run_and_render(start, lambda: EpochProgress(label, epochs), quiet=quiet, json_output=json_output,
-                    render=lambda result: run_summary(result.metrics, str(result.run.path), result.history))
+    trained = core.train(config, overrides=set_ or [], seeds=seeds, runs_dir=runs_dir, data_dir=data_dir,
+                         backend=backend, resume=resume, mlflow=mlflow, mlflow_experiment=mlflow_experiment,
+                         argv=sys.argv, progress=None if quiet or json_output else EpochProgress)
+    if trained.repeated:
+        _repeat(trained, quiet=quiet, json_output=json_output)
+    _render_result(trained.results[0], quiet=quiet, json_output=json_output,
+                   render=lambda result: run_summary(result.metrics, str(result.run.path), result.history))
 
 
 @app.command()
@@ -229,6 +199,20 @@ def sweep(
     random: Optional[int] = typer.Option(None, "--random", metavar="N", help="Draw N random trials."),
     param: Optional[List[str]] = typer.Option(None, "--param", metavar="KEY=DIST",
                                               help="uniform(a,b), loguniform(a,b), randint(a,b), choice(...)."),
+    search: Optional[str] = typer.Option(None, "--search", metavar="METHOD",
+                                         help="Propose trials with a model of the earlier ones: tpe (Optuna's "
+                                              "TPE sampler, seeded by the config's seed); needs --trials and "
+                                              "pip install 'nnlab[search]'."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="With --search: how many trials."),
+    pruner: Optional[str] = typer.Option(None, "--pruner", metavar="NAME",
+                                         help="With --search: stop unpromising trials early on their validation "
+                                              "metric: median, asha or hyperband."),
+    max_epochs_total: Optional[int] = typer.Option(None, "--max-epochs-total", metavar="N",
+                                                   help="With --search: start no trial once the trials have "
+                                                        "trained N epochs in all."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS",
+                                            help="With --search: start no new trial once SECONDS have passed (the first "
+                                                 "always runs; a resume counts the time before)."),
     kfold: bool = typer.Option(False, "--kfold", help="Run every trial as a k-fold validation (nnlab kfold); "
                                                       "ranked by the mean validation metric over the folds."),
     metric: Optional[str] = typer.Option(None, "--metric", metavar="METRIC", help="What ranks trials, e.g. val_accuracy."),
@@ -262,83 +246,28 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder."),
     json_output: bool = typer.Option(False, "--json", help="Print sweep.json when done."),
 ) -> None:
-    """Run variations of a config (a grid, a list of variants, random draws), each a run; rank them.
+    """Run variations of a config (a grid, a list of variants, random draws, a model-based search), each a
+    run; rank them.
 
     Example: [bold]nnlab sweep digits --grid model.layers.0.Dense.units=16,64[/]
     """
-    from nnlab.config import load_config
-    from nnlab.executors import make_executor
     from nnlab.plugins import import_plugins
-    from nnlab.repeats import parse_seeds
+    from nnlab.sweeps.start import SweepOptions, start_sweep
     from nnlab.views.console import console
     from nnlab.views.progress import TrialLines
     from nnlab.views.summaries import sweep_summary
-    from nnlab.sweeps import resume as resumes, run as sweeps
-    from nnlab.sweeps.ranking import sweep_direction, sweep_metric
-    from nnlab.sweeps.space import build_trials, check_size, space_of
 
-    if config is None and resume is None:
-        raise NnlabError("give a CONFIG to sweep, or --resume SWEEP_FOLDER to finish a sweep", source="nnlab sweep")
-    previous = resumes.read_previous(resume) if resume is not None else None
-    recorded = previous.executor_options if previous is not None else {}
-    executor = executor or recorded.get("executor") or "local"
-    address = address or (recorded.get("address") if executor == recorded.get("executor") else None)
-    jobs = jobs or (recorded.get("jobs") if executor == recorded.get("executor") else None) or 1
-    cpus_per_trial = recorded.get("cpus_per_trial", 1.0) if cpus_per_trial is None else cpus_per_trial
-    gpus_per_trial = recorded.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
-    if executor not in ("local", "ray"):
-        raise NnlabError(f"unknown executor '{executor}' (accepted: local, ray)", source="--executor")
-    if address and executor != "ray":
-        raise NnlabError("--address names a Ray cluster; add --executor ray", source=f"--address {address}")
-    if address and jobs > 1:
-        raise NnlabError("--jobs sets the CPUs of a local Ray instance; a cluster at --address has its own "
-                         "(use --cpus-per-trial for each task's share)", source="--jobs")
     import_plugins(plugin or [])
-    overrides = _with_backend(backend, set_ or [])
-    if previous is None:
-        base = load_config(config, overrides)
-    else:
-        base = load_config(config, overrides) if config else previous.base.with_overrides(overrides)
-    from nnlab.backend import use_backend
-
-    use_backend(base.backend, source=base.source)  # before the workers start: they inherit it
-    changes_space = bool(grid or param or random)
-    space = space_of(base, grid or [], param or [], random) if previous is None or changes_space else previous.space
-    seed_list = None if seeds is None else parse_seeds(seeds, base.seed)
-    if previous is not None:
-        seed_list = previous.seeds if seeds is None else seed_list
-        kfold, metric = kfold or previous.kfold, metric or previous.metric
-        resumes.check_unchanged(previous, base, space, seed_list, metric, kfold)
-        base = previous.base
-        again = resumes.unfinished(previous)
-        if not again:
-            raise NnlabError(f"every one of its {len(previous.outcomes)} trials completed or diverged; nothing "
-                             "to resume", source=str(previous.run.path))
-        if not (quiet or json_output):
-            console.print(f"resuming {previous.run.path}: {len(again)} of its {len(previous.outcomes)} runs "
-                          "to run again", soft_wrap=True)
-    else:
-        kfold = kfold or (base.sweep is not None and base.sweep.kfold)
-        size = check_size(space, seed_list, max_trials)  # before a single trial is expanded or validated
-        if not (quiet or json_output):
-            console.print(f"sweep of {size}; validating every trial's config", highlight=False)
-    metric = sweep_metric(base, metric, kfold)
-    sweep_direction(base, metric)  # a metric whose direction nothing can tell is refused before any trial
-    trials = build_trials(base, space.points(base.seed), seed_list)
-    if previous is not None:
-        trials = resumes.trials_to_run(previous, trials)
-    where = runs_dir or (previous.run.path.parent if previous is not None else Path("runs"))
-    options = {"executor": executor, "jobs": jobs, "address": address, "cpus_per_trial": cpus_per_trial,
-               "gpus_per_trial": gpus_per_trial}
-    with make_executor(executor, jobs=jobs, address=address, cpus=cpus_per_trial, gpus=gpus_per_trial) as pool:
-        from nnlab.tracking import target_of
-
-        result = sweeps.run_sweep(base, trials, pool, runs_dir=where, data_dir=data_dir, metric=metric,
-                                  tracking=target_of(mlflow, mlflow_experiment, base),
-                                  executor_name=executor if executor == "ray" or jobs == 1 else f"process x{jobs}",
-                                  space=space.as_dict(), kfold=kfold, jobs=jobs if executor == "local" else 1,
-                                  report=None if quiet or json_output else TrialLines(), seeds=seed_list,
-                                  executor_options=options, previous=previous)
+    options = SweepOptions(config=config, overrides=set_ or [], grid=grid or [], param=param or [], random=random,
+                           search=search, trials=trials, pruner=pruner, max_epochs_total=max_epochs_total,
+                           timeout=timeout, kfold=kfold, metric=metric, jobs=jobs, executor=executor,
+                           address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                           max_trials=max_trials, resume=resume, runs_dir=runs_dir, data_dir=data_dir,
+                           backend=backend, seeds=seeds, mlflow=mlflow, mlflow_experiment=mlflow_experiment)
+    talk = not (quiet or json_output)
+    result = start_sweep(options, report=TrialLines() if talk else None,
+                         announce=(lambda line: console.print(line, soft_wrap=True, highlight=False)) if talk
+                         else None)
     if json_output:
         from nnlab.store.format import SWEEP
 
@@ -683,37 +612,19 @@ def kfold(
 
     Example: [bold]nnlab kfold boston --final --data-dir ~/keras-data[/]
     """
-    from nnlab.config import load_config
-    from nnlab.executors import make_executor
-    from nnlab.crossval.run import run_kfold
+    from nnlab.api import core
     from nnlab.plugins import import_plugins
-    from nnlab.tracking import target_of
     from nnlab.views.progress import KFoldProgress
     from nnlab.views.summaries import kfold_summary
 
     import_plugins(plugin or [])  # before the workers start: they are spawned after, and import it with the config
-
-    overrides = _with_backend(backend, list(set_ or []))
-    # The options are overrides like --set, so they are validated and recorded the same way.
-    for key, value in (("kfold.k", k), ("training.epochs", epochs), ("kfold.shuffle", shuffle)):
-        if value is not None:
-            overrides.append(f"{key}={str(value).lower()}")
-    # Started before the config is read (which imports Keras): the workers' TensorFlow start-up overlaps ours.
-    with make_executor("local", jobs=min(jobs, k) if k else jobs, driver_helps=True) as pool:
-        cfg = load_config(config, overrides)
-        from nnlab.backend import use_backend
-
-        use_backend(cfg.backend, source=cfg.source)
-        target = target_of(mlflow, mlflow_experiment, cfg)
-        if seeds is not None:
-            _repeat(cfg, seeds, lambda c, tags, report=None: run_kfold(
-                c, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs, argv=sys.argv, executor=pool,
-                tags=tags, report=report, tracking=target), lambda c: KFoldProgress(f"{c.name} seed {c.seed}"),
-                    quiet=quiet, json_output=json_output)
-        start = functools.partial(run_kfold, cfg, runs_dir=runs_dir, data_dir=data_dir, final=final, jobs=jobs,
-                                  argv=sys.argv, executor=pool, tracking=target)
-        _run_and_render(start, lambda: KFoldProgress(cfg.name), quiet=quiet, json_output=json_output,
-                        render=kfold_summary)
+    trained = core.kfold(config, overrides=set_ or [], k=k, epochs=epochs, shuffle=shuffle, final=final, jobs=jobs,
+                         seeds=seeds, runs_dir=runs_dir, data_dir=data_dir, backend=backend, mlflow=mlflow,
+                         mlflow_experiment=mlflow_experiment, argv=sys.argv,
+                         progress=None if quiet or json_output else KFoldProgress)
+    if trained.repeated:
+        _repeat(trained, quiet=quiet, json_output=json_output)
+    _render_result(trained.results[0], quiet=quiet, json_output=json_output, render=kfold_summary)
 
 
 RerunRunsDirOption = typer.Option(None, "--runs-dir", metavar="DIR",
@@ -856,39 +767,25 @@ def _verification_summary(verification) -> None:
         console.print(f"re-run folder: [bold]{escape(str(verification.kept))}[/]", soft_wrap=True)
 
 
-def _repeat(config, seeds: str, run_one, progress, *, quiet: bool, json_output: bool) -> None:
-    """``--seeds``: the config once per seed, each a run folder; then one summary of them all; exit.
+def _repeat(trained, *, quiet: bool, json_output: bool) -> None:
+    """``--seeds``: one summary of the repeats (:func:`nnlab.api.core.train` ran them); exit.
 
     Args:
-        config: the validated config.
-        seeds: the option's text (see :func:`nnlab.repeats.parse_seeds`).
-        run_one: ``run_one(config, tags, report=...)`` runs one repeat and returns its result.
-        progress: makes the progress display of one repeat.
+        trained: the repeats (:class:`nnlab.api.core.Trained`).
         quiet: print only the run folders.
         json_output: print the repeats' metrics.json as a list.
     """
-    from nnlab.repeats import parse_seeds, repeat_configs, run_repeats
     from nnlab.views.summaries import repeats_summary
 
-    configs = repeat_configs(config, parse_seeds(seeds, config.seed))
-
-    def one(c, repeat: int):
-        tags = {"repeat": repeat}
-        if quiet or json_output:
-            return run_one(c, tags)
-        with progress(c) as display:
-            return run_one(c, tags, report=display)
-
-    results = run_repeats(configs, one)
+    results = trained.results
     if json_output:
         typer.echo(json.dumps([r.metrics for r in results], indent=2))
     elif quiet:
         typer.echo("\n".join(str(r.run.path) for r in results))
     else:
-        repeats_summary(config.name, [r.metrics for r in results], [str(r.run.path) for r in results],
-                        [c.seed for c in configs])
-    codes = [r.exit_code for r in results]
-    raise typer.Exit(next((c for c in codes if c in (130, 143)), max(codes)))
+        repeats_summary(trained.config.name, [r.metrics for r in results], [str(r.run.path) for r in results],
+                        trained.seeds)
+    raise typer.Exit(trained.exit_code)
 
 
 def _run_and_render(start, progress, *, quiet: bool, json_output: bool, render) -> None:
@@ -906,6 +803,11 @@ def _run_and_render(start, progress, *, quiet: bool, json_output: bool, render) 
     else:
         with progress() as display:
             result = start(report=display)
+    _render_result(result, quiet=quiet, json_output=json_output, render=render)
+
+
+def _render_result(result, *, quiet: bool, json_output: bool, render) -> None:
+    """Print a run's result as asked (its summary, only its folder, or metrics.json); exit with its code."""
     if json_output:
         typer.echo(json.dumps(result.metrics, indent=2))
     elif quiet:

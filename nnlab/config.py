@@ -464,11 +464,13 @@ def example_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder else []
 
 
-def load_config(name_or_path: str | Path, overrides: list[str] = (), *, base_dir: Path | None = None) -> Config:
+def load_config(name_or_path: str | Path | dict[str, Any], overrides: list[str] = (), *,
+                base_dir: Path | None = None) -> Config:
     """Read, override and validate a config.
 
     Args:
-        name_or_path: a YAML file or the bare name of one (see :func:`resolve_config_path`).
+        name_or_path: a YAML file or the bare name of one (see :func:`resolve_config_path`), or a dict
+            in the same schema (the Python API's; validated the same way, its messages naming ``<dict>``).
         overrides: ``key=value`` strings applied before validation; values are YAML.
         base_dir: folder relative dataset paths are resolved against when they do not
             exist relative to the working directory (default: the config's folder).
@@ -479,6 +481,9 @@ def load_config(name_or_path: str | Path, overrides: list[str] = (), *, base_dir
     Raises:
         ConfigError: with file, line and key of every problem found.
     """
+    if isinstance(name_or_path, dict):
+        return config_from_document(YamlDocument(copy.deepcopy(name_or_path), "<dict>"), list(overrides),
+                                    base_dir=base_dir)
     path = resolve_config_path(str(name_or_path))
     document = read_yaml_file(path)
     return config_from_document(document, overrides, base_dir=base_dir or path.parent)

@@ -89,7 +89,8 @@ class PredictResult:
 
 
 def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None, input_file: Path | None = None,
-            plot: Path | None = None, data_dir: str | Path | None = None, invert: bool = False) -> PredictResult:
+            plot: Path | None = None, data_dir: str | Path | None = None, invert: bool = False,
+            inputs: Any = None) -> PredictResult:
     """Load a run's model.keras and predict for a test example or an input file.
 
     Args:
@@ -101,6 +102,7 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
         data_dir: a folder of downloaded dataset files (default: the one the run recorded).
         invert: turn an image input's dark into light and back (a black digit drawn on white,
             for a model trained on white digits on black).
+        inputs: an array of one example or a batch, instead of a file (the Python API's ``x``).
 
     Returns:
         The predictions, and warnings (an image whose polarity is the opposite of the training images').
@@ -109,7 +111,7 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
         NnlabError: for a run without a model, an index out of range, or input of the wrong
             shape or kind (exit code 2; the message says what is expected).
     """
-    if (index is None) == (input_file is None):
+    if sum(given is not None for given in (index, input_file, inputs)) != 1:
         raise NnlabError("give either --index I (a test example) or --input FILE", source="nnlab predict")
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise NnlabError("the figure is written as PNG: give a file name ending in .png", source=f"--plot {plot}")
@@ -133,13 +135,18 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
         truths = [_label(dataset, dataset.y_test[index])]
         source = f"test example {index}"
     else:
-        raw = read_input(Path(input_file), dataset, config)
-        if invert or Path(input_file).suffix.lower() in IMAGE_SUFFIXES:
-            raw, notes = _polarity(raw, dataset, invert, str(input_file))
+        if inputs is not None:
+            source = f"x, an array of shape {tuple(np.shape(inputs))}"
+            raw = _as_sequences(_ragged(inputs), "x") if dataset.extras.get("sequences") else \
+                as_examples(np.asarray(inputs), dataset, "x")
+        else:
+            source = str(input_file)
+            raw = read_input(Path(input_file), dataset, config)
+        if invert or (input_file is not None and Path(input_file).suffix.lower() in IMAGE_SUFFIXES):
+            raw, notes = _polarity(raw, dataset, invert, source)
             warnings.extend(notes)
         x = data.preprocessor.transform_x(raw)
         truths = [None] * len(raw)
-        source = str(input_file)
     model = _load_model(model_file)
     _check_model_input(model, x, dataset, source)
     outputs = np.asarray(model.predict(x, batch_size=256, verbose=0))
@@ -354,6 +361,18 @@ def _read_image(path: Path, dataset) -> np.ndarray:
     top = 1.0 if top <= 1.0 else top
     pixels = pixels * (top / 255.0)
     return pixels.reshape(shape)
+
+
+def _ragged(inputs: Any) -> np.ndarray:
+    """A list of word-index sequences of any lengths (or one sequence) as an array :func:`_as_sequences` reads."""
+    if isinstance(inputs, np.ndarray):
+        return inputs
+    rows = list(inputs)
+    if rows and all(np.ndim(r) == 1 for r in rows):
+        batch = np.empty(len(rows), dtype=object)
+        batch[:] = [list(r) for r in rows]
+        return batch
+    return np.asarray(rows)
 
 
 def _as_sequences(array: np.ndarray, source: str) -> np.ndarray:

@@ -9,14 +9,26 @@ standard deviation and 95% confidence interval over them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from nnlab.config import Config
-from nnlab.errors import ConfigError
+from nnlab.errors import ConfigError, NnlabError
 
 #: The most repeats one command may ask for.
 MAX_SEEDS = 1000
 _MAX_SEED = 2**32 - 1
+
+
+def seeds_text(seeds: str | int | Sequence[int] | None) -> str | None:
+    """``--seeds`` as the text :func:`nnlab.repeats.parse_seeds` reads: ``5``, ``0,1,7`` (None stays None)."""
+    if seeds is None or isinstance(seeds, str):
+        return seeds
+    if isinstance(seeds, bool):
+        raise NnlabError("give a number of repeats (seeds=5) or the seeds themselves (seeds=[0, 1, 7])",
+                         source="seeds")
+    if isinstance(seeds, int):
+        return str(seeds)
+    return ",".join(str(s) for s in seeds)
 
 
 def parse_seeds(text: str, base_seed: int) -> list[int]:

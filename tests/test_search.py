@@ -99,6 +99,10 @@ def test_a_pruner_stops_trials_early_and_a_pruned_trial_is_a_normal_run_folder(t
         sorted(t["status"] for t in record["trials"])
     shown = cli("show", by_status["pruned"][0]["folder"])
     assert shown.exit_code == 0 and "pruned" in shown.stdout
+    page = tmp_path / "report.html"
+    assert cli("report", runs, "-o", page).exit_code == 0
+    html = page.read_text()
+    assert html.count('class="status-cyan"') >= len(by_status["pruned"]) and ".status-cyan td.status" in html
 
 
 def test_k_fold_trials_report_the_mean_over_the_folds_so_far_at_each_step(tmp_path):
@@ -198,9 +202,10 @@ def test_ctrl_c_then_resume_continues_the_same_study(tmp_path, write_config, cli
     process = subprocess.Popen([sys.executable, "-m", "nnlab", "sweep", str(path), *SEARCH, "--trials", "4",
                                 "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # Ctrl-C once the first trial has finished
+    while time.monotonic() < deadline:  # Ctrl-C once the first trial has finished and the second is running
         records = list(runs.glob("*_sweep/sweep.json"))
-        if records and any(t["status"] == "completed" for t in record_of(records[0].parent)["trials"]):
+        statuses = [t["status"] for t in record_of(records[0].parent)["trials"]] if records else []
+        if "completed" in statuses and "running" in statuses:
             break
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)

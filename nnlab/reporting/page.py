@@ -35,6 +35,7 @@ td.num, th.num { text-align: right; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .status-green td.status { color: #127a2f; } .status-red td.status { color: #b42318; }
 .status-yellow td.status { color: #9a6700; } .status-dim td.status { color: var(--muted); }
+.status-cyan td.status { color: #0e7490; }
 input[type=search] { padding: .3rem .5rem; width: 22rem; max-width: 100%; border: 1px solid var(--line);
                      border-radius: 4px; }
 .notes { color: var(--muted); margin: .3rem 0; padding-left: 1.2rem; }

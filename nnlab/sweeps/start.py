@@ -70,20 +70,6 @@ class SweepOptions:
     mlflow_experiment: str | None = None
 
 
-def load_sweep_config(config: str | Path | dict[str, Any], overrides: list[str]):
-    """A config file, a bare config name, or a dict in the config schema, with ``--set`` overrides.
-
-    Raises:
-        ConfigError: as :func:`nnlab.config.load_config` (and :func:`~nnlab.config.config_from_dict`) say.
-    """
-    from nnlab.config import config_from_dict, load_config
-
-    if isinstance(config, dict):
-        return config_from_dict(config, "<dict>").with_overrides(list(overrides)) if overrides else \
-            config_from_dict(config, "<dict>")
-    return load_config(config, list(overrides))
-
-
 def start_sweep(options: SweepOptions, *, report: Callable[[Any, int], None] | None = None,
                 announce: Callable[[str], None] | None = None):
     """Run the sweep ``options`` describe and write its folder.
@@ -99,8 +85,9 @@ def start_sweep(options: SweepOptions, *, report: Callable[[Any, int], None] | N
     Raises:
         NnlabError: for anything refused before the sweep folder exists (exit code 2 on the command line).
     """
+    from nnlab.config import load_config
     from nnlab.executors import make_executor
-    from nnlab.repeats import parse_seeds
+    from nnlab.repeats import parse_seeds, seeds_text
     from nnlab.sweeps import resume as resumes, run as sweeps
     from nnlab.sweeps.ranking import sweep_direction, sweep_metric
     from nnlab.sweeps.space import build_trials, check_size, space_of
@@ -130,14 +117,14 @@ def start_sweep(options: SweepOptions, *, report: Callable[[Any, int], None] | N
 
     overrides = backend_override(options.backend, list(options.overrides))
     if previous is None:
-        base = load_sweep_config(options.config, overrides)
+        base = load_config(options.config, overrides)
     else:
-        base = load_sweep_config(options.config, overrides) if options.config else \
+        base = load_config(options.config, overrides) if options.config else \
             previous.base.with_overrides(overrides)
     from nnlab.backend import use_backend
 
     use_backend(base.backend, source=base.source)  # before the workers start: they inherit it
-    seed_list = None if options.seeds is None else parse_seeds(_seeds_text(options.seeds), base.seed)
+    seed_list = None if options.seeds is None else parse_seeds(seeds_text(options.seeds), base.seed)
     from nnlab.sweeps import search as searches
 
     plan = searches.search_of(base, options, previous)
@@ -185,9 +172,3 @@ def executor_record(executor: str, jobs: int, address: str | None, cpus: float, 
 def executor_name(executor: str, jobs: int) -> str:
     """How sweep.json names where trials ran: ``local``, ``process x2``, ``ray``."""
     return executor if executor == "ray" or jobs == 1 else f"process x{jobs}"
-
-
-def _seeds_text(seeds: str | int | list[int]) -> str:
-    if isinstance(seeds, (list, tuple)):
-        return ",".join(str(int(s)) for s in seeds)
-    return str(seeds)

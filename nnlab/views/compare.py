@@ -20,7 +20,7 @@ from typing import Any, Iterable, TextIO
 from nnlab import metric_names
 from nnlab.errors import NnlabError
 from nnlab.store.format import HISTORY
-from nnlab.store.reading import (BASELINE_ALIASES, Run, RunSet, canonical_key, collect, is_run_folder,
+from nnlab.store.reading import (BASELINE_ALIASES, Run, canonical_key, is_run_folder,
                                 read_history)
 from nnlab.store.tags import FIELD_PREFIX as TAG_PREFIX
 from nnlab.views.style import (compact, duration, fit_columns, number, params_label, shrink_widths, status_style,
@@ -764,53 +764,42 @@ def run_compare(paths: list[str], *, runs_dir: str | Path = "runs", sort: str | 
     if versus is not None:
         raise NnlabError("compares groups of runs: add --group-by KEY, e.g. --group-by model.layers.0.Dense.units "
                          "--versus 16", source=f"--versus {versus}")
-    parsed = [Filter.parse(f) for f in filters]
-    found: RunSet = collect(paths, runs_dir)
-    try:
-        chosen = select(found.runs, filters=parsed, last=last, sort=sort, ascending=ascending)
-        cols = parse_columns(columns, chosen)
-        rows = values(chosen, cols)
-        warnings = [f"{r.run_id}: {r.warning}" for r in chosen if r.warning]
-        fields = field_keys(found.runs)
-        config_needed = [c for c in cols + [f.key for f in parsed] + ([canonical_key(sort)] if sort else [])
-                         if c not in fields]
-        if config_needed:
-            warnings += [f"{r.run_id}: no readable config.yaml, so its config keys are blank"
-                         for r in chosen if r.readable and not r.config()]
-        pair = [r for r in chosen if r.readable]
-        # Two runs are shown side by side too, unless --columns asked for a table of runs that
-        # --filter or --last happened to leave two of.
-        side_by_side = len(pair) == 2 and len(chosen) == 2 and (columns is None or _named_runs(paths))
-        if not chosen:
-            for note in unmatched_values(found.runs, parsed):
-                err.write(f"note: {note}\n")
-        if fmt == "csv":
-            render_csv(rows, cols, out)
-        elif fmt == "json":
-            render_json(rows, cols, out)
-        elif fmt == "latex":
-            render_latex(rows, cols, out)
-        elif fmt == "markdown":
-            render_markdown(rows, cols, out)
+    from nnlab.views.listing import list_runs  # the runs and their rows, as nnlab.runs() gets them
+
+    listing = list_runs(paths, runs_dir=runs_dir, filters=filters, last=last, sort=sort, ascending=ascending,
+                        columns=columns)
+    chosen, cols, rows, warnings = listing.runs, listing.columns, listing.rows, listing.warnings
+    pair = [r for r in chosen if r.readable]
+    # Two runs are shown side by side too, unless --columns asked for a table of runs that
+    # --filter or --last happened to leave two of.
+    side_by_side = len(pair) == 2 and len(chosen) == 2 and (columns is None or _named_runs(paths))
+    for note in listing.notes:
+        err.write(f"note: {note}\n")
+    if fmt == "csv":
+        render_csv(rows, cols, out)
+    elif fmt == "json":
+        render_json(rows, cols, out)
+    elif fmt == "latex":
+        render_latex(rows, cols, out)
+    elif fmt == "markdown":
+        render_markdown(rows, cols, out)
+        if side_by_side:
+            render_pair(pair[0], pair[1], fmt, out)
+    else:
+        if rows:
+            dropped = render_table(rows, cols, out=out, fit=columns is None)
+            if dropped:
+                out.flush()
+                notes = console_for(err)
+                notes.print(dropped_note(dropped, notes.width), markup=False)
             if side_by_side:
                 render_pair(pair[0], pair[1], fmt, out)
         else:
-            if rows:
-                dropped = render_table(rows, cols, out=out, fit=columns is None)
-                if dropped:
-                    out.flush()
-                    notes = console_for(err)
-                    notes.print(dropped_note(dropped, notes.width), markup=False)
-                if side_by_side:
-                    render_pair(pair[0], pair[1], fmt, out)
-            else:
-                err.write("no runs to list" + (" (none match the filters)" if parsed else "") + "\n")
-        if plot is not None:
-            written, drawn = plot_curves(chosen, metric, plot, lambda m: warnings.append(m))
-            (err if fmt in DATA_FORMATS else out).write(f"{drawn} curves: {written}\n")
-        write_warnings(warnings, err)
-    finally:
-        found.save()
+            err.write("no runs to list" + (" (none match the filters)" if filters else "") + "\n")
+    if plot is not None:
+        written, drawn = plot_curves(chosen, metric, plot, lambda m: warnings.append(m))
+        (err if fmt in DATA_FORMATS else out).write(f"{drawn} curves: {written}\n")
+    write_warnings(warnings, err)
     return chosen
 
 
