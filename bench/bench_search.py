@@ -92,14 +92,14 @@ class Bench:
 
 DIGITS = Bench(
     name="digits", config=REPO / "configs" / "digits.yaml",
-    sets=("model.layers=[{Dense: {units: 64, activation: relu}}, {Dropout: {rate: 0.0}}, "
-          "{Dense: {units: 10, activation: softmax}}]",),
+    sets=(("model.layers=[{Dense: {units: 64, activation: relu}}, {Dropout: {rate: 0.0}}, "
+           "{Dense: {units: 10, activation: softmax}}]"),),
     metric="val_loss", kfold=False, test_metric="test_loss", test_extra=("test_accuracy",))
 BOSTON = Bench(
     name="boston", config=REPO / "configs" / "boston.yaml",
     sets=("optimizer={name: rmsprop, learning_rate: 0.001}",  # rmsprop's default rate: the lesson's optimizer
-          "model.layers=[{Dense: {units: 64, activation: relu}}, {Dropout: {rate: 0.0}}, "
-          "{Dense: {units: 64, activation: relu}}, {Dense: {units: 1}}]"),
+          ("model.layers=[{Dense: {units: 64, activation: relu}}, {Dropout: {rate: 0.0}}, "
+           "{Dense: {units: 64, activation: relu}}, {Dense: {units: 1}}]")),
     metric="val_mae", kfold=True, test_metric="test_mae", test_extra=("test_loss",), needs_data=True)
 BENCHES = {b.name: b for b in (DIGITS, BOSTON)}
 PARTS = {"val_": "validation", "test_": "test", "train_": "train"}

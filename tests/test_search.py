@@ -128,7 +128,9 @@ def test_the_pruners_decide_at_their_rungs_and_build():
     from nnlab.sweeps.pruning import PrunerSpec
 
     asha = PrunerSpec("asha", 40)
-    assert [s for s in range(1, 41) if asha.decides_at(s)] == [4, 12, 36, 40]
+    # Rungs at a ninth and a third of the trial, rounded up (never just before its end), and the end.
+    assert [s for s in range(1, 41) if asha.decides_at(s)] == [5, 15, 40]
+    assert [s for s in range(1, 28) if PrunerSpec("asha", 27).decides_at(s)] == [3, 9, 27]
     assert isinstance(asha.build(), optuna.pruners.SuccessiveHalvingPruner)
     band = PrunerSpec("hyperband", 40)
     assert isinstance(band.build(), optuna.pruners.HyperbandPruner)

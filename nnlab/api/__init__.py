@@ -228,8 +228,7 @@ def runs(*paths: str | Path | Run, filter: str | Sequence[str] | None = None, so
         prints under its table).
 
     Raises:
-        NnlabError: for an unknown key, filter, path or value; or when pandas is not installed (it names
-            ``pip install 'nnlab[notebook]'``).
+        NnlabError: for an unknown key, filter, path or value.
     """
     from nnlab.api.objects import pandas
 

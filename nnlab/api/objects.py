@@ -13,20 +13,21 @@ from typing import Any, Iterator, Sequence
 
 from nnlab.errors import NnlabError
 
-#: What installs pandas, named when it is missing.
-NOTEBOOK_EXTRA = "pip install 'nnlab[notebook]'"
+#: What installs pandas (a dependency of nnlab), named when it is missing all the same.
+PANDAS_INSTALL = "pip install pandas"
 
 
 def pandas(what: str = "nnlab.runs"):
     """The pandas module.
 
     Raises:
-        NnlabError: naming the extra that installs it, when it is not installed.
+        NnlabError: naming what installs it, when it is not installed (an environment nnlab's own
+            dependencies did not make).
     """
     try:
         import pandas
     except ImportError:
-        raise NnlabError(f"tables come as pandas DataFrames, and pandas is not installed: {NOTEBOOK_EXTRA}",
+        raise NnlabError(f"tables come as pandas DataFrames, and pandas is not installed: {PANDAS_INSTALL}",
                          source=what) from None
     return pandas
 
