@@ -139,13 +139,13 @@ def export_run(arg: str, *, fmt: str, output: str | Path | None = None, force: b
     _check_target(target, export_format, force)
 
     from nnlab.backend import keras, use_backend
-    from nnlab.prediction import _load_model
+    from nnlab.prediction import load_model
 
     use_backend("tensorflow", source="nnlab export", key=None)  # all three formats convert a TensorFlow graph
     keras()  # first, so that TensorFlow starts quietly even when tf2onnx is what imports it
     if export_format.name == "onnx":
         _require_onnx()
-    model = _load_model(model_file)
+    model = load_model(model_file)
     examples, inputs, notes = _check_examples(folder, model, data_dir)
     # Keras exports only a model that has been called; model.keras loads uncalled.
     expected = _outputs_of(model, examples)

@@ -147,7 +147,7 @@ def predict(arg: str, *, runs_dir: str | Path = "runs", index: int | None = None
             warnings.extend(notes)
         x = data.preprocessor.transform_x(raw)
         truths = [None] * len(raw)
-    model = _load_model(model_file)
+    model = load_model(model_file)
     _check_model_input(model, x, dataset, source)
     outputs = np.asarray(model.predict(x, batch_size=256, verbose=0))
     predictions = [_read_output(outputs[i], dataset, truths[i]) for i in range(len(outputs))]
@@ -211,7 +211,8 @@ def _data_of(folder: Path, data_dir):
     return config, dataset, data
 
 
-def _load_model(path: Path):
+def load_model(path: Path):
+    """A run's model.keras, loaded; a damaged or foreign file is one :class:`NnlabError`, not a traceback."""
     from nnlab.backend import keras
     from nnlab.keras_objects import keras_reason
 

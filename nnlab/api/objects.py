@@ -167,14 +167,14 @@ class Run:
         Raises:
             NnlabError: when the run has no model.
         """
-        from nnlab.backend import keras
+        from nnlab.prediction import load_model
         from nnlab.store.format import MODEL
 
         path = self.path / MODEL
         if not path.is_file():
             raise NnlabError(f"has no {MODEL} (status {self.status}); a completed train run has one, a k-fold "
                              "run after final=True", source=str(self.path))
-        return keras().models.load_model(path)
+        return load_model(path)
 
     def predict(self, x: Any, **options: Any) -> "Predictions":
         """:func:`nnlab.predict` with this run."""

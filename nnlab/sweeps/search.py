@@ -194,11 +194,11 @@ def search_of(base: Config, options: Any, previous: Any) -> SearchPlan | None:
 
 
 def _refuse_search_options(options: Any, what: str) -> None:
-    for flag, value in (("--trials", options.trials), ("--pruner", options.pruner),
+    for flag, value in (("--search", options.search), ("--trials", options.trials), ("--pruner", options.pruner),
                         ("--max-epochs-total", options.max_epochs_total), ("--timeout", options.timeout)):
         if value is not None:
-            raise NnlabError(f"{flag} belongs to a model-based search, not to {what}; add --search tpe",
-                             source=flag)
+            hint = "start a new sweep with --search" if flag == "--search" else "add --search tpe"
+            raise NnlabError(f"{flag} belongs to a model-based search, not to {what}; {hint}", source=flag)
 
 
 def _recorded_plan(previous: Any, options: Any) -> SearchPlan:
