@@ -50,7 +50,7 @@ SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE",
 RunsDirOption = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Root folder of the run folders.")
 MlflowOption = typer.Option(None, "--mlflow", metavar="URI",
                             help="Also log the run to this MLflow tracking server as it trains (else tracking.mlflow "
-                                 "in the config, else MLFLOW_TRACKING_URI); needs pip install 'nnlab[mlflow]'.")
+                                 "in the config, else MLFLOW_TRACKING_URI); needs pip install 'nnlab\\[mlflow]'.")
 MlflowExperimentOption = typer.Option(None, "--mlflow-experiment", metavar="NAME",
                                       help="The MLflow experiment (else tracking.experiment, MLFLOW_EXPERIMENT_NAME, "
                                            "nnlab).")
@@ -202,7 +202,7 @@ def sweep(
     search: Optional[str] = typer.Option(None, "--search", metavar="METHOD",
                                          help="Propose trials with a model of the earlier ones: tpe (Optuna's "
                                               "TPE sampler, seeded by the config's seed); needs --trials and "
-                                              "pip install 'nnlab[search]'."),
+                                              "pip install 'nnlab\\[search]'."),
     trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="With --search: how many trials."),
     pruner: Optional[str] = typer.Option(None, "--pruner", metavar="NAME",
                                          help="With --search: stop unpromising trials early on their validation "
