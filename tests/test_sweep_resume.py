@@ -226,6 +226,8 @@ def test_resume_refuses_another_config_or_space_with_one_message(tmp_path, write
         (["--seeds", "2"], "the seeds changed ("),
         (["--metric", "val_accuracy"], "the metric changed ("),
         (["--kfold"], "the kind of trial (--kfold) changed ("),
+        (["--search", "tpe"], "--search belongs to a model-based search, not to a sweep that was not a search"),
+        (["--trials", "4"], "--trials belongs to a model-based search"),
     ]:
         words = [*options, folder] if options[-1] == "--resume" else ["--resume", folder, *options]
         result = cli("sweep", *words)
