@@ -353,6 +353,7 @@ class Search:
                                           executor_options=executor_options, runs=0)
             self.book.record["search"] = plan.as_dict()
             self._set_aside_unfinished()
+            self.book.record["resumed"][-1]["trials"] = plan.trials - self.spent()  # what this resume runs
         self.storage_url = f"sqlite:///{(self.book.run.path / runfile.STUDY).resolve()}"
         storage = open_storage(self.storage_url)
         count = len(self.book.outcomes)
