@@ -85,13 +85,22 @@ class SearchPlan:
         return {"method": self.method, "trials": self.trials, "pruner": self.pruner,
                 "max_epochs_total": self.max_epochs_total, "timeout": self.timeout, "study": runfile.STUDY}
 
+    def parsed(self) -> dict[str, tuple[str, list[Any]]]:
+        """Every searched key's ``(kind, arguments)`` (grid keys as choices).
+
+        Raises:
+            ConfigError: for a distribution that is not one, naming its ``--param``.
+        """
+        found = {key: parse_distribution(text, f"--param {key}={text}") for key, text in self.params.items()}
+        found.update({key: ("choice", list(values)) for key, values in self.grid.items()})
+        return found
+
     def distributions(self) -> dict[str, Any]:
-        """Optuna's distribution of every searched key (grid keys as choices)."""
+        """Optuna's distribution of every searched key."""
         import optuna.distributions as d
 
         found: dict[str, Any] = {}
-        for key, text in {**self.params, **{k: list(v) for k, v in self.grid.items()}}.items():
-            kind, args = parse_distribution(text, f"--param {key}")
+        for key, (kind, args) in self.parsed().items():
             if kind == "choice":
                 found[key] = d.CategoricalDistribution(_choices(args))
             elif kind == "randint":
@@ -188,8 +197,7 @@ def search_of(base: Config, options: Any, previous: Any) -> SearchPlan | None:
     plan = SearchPlan(method=method, trials=int(trials), params=params, grid=grid, pruner=pruner,
                       max_epochs_total=max_epochs, timeout=timeout)
     _needs_optuna()
-    for key, text in plan.params.items():
-        parse_distribution(text, f"--param {key}={text}")
+    plan.parsed()  # a malformed distribution is refused here, before anything else is checked
     return plan
 
 
@@ -309,8 +317,7 @@ def _corner_trials(base: Config, plan: SearchPlan, seeds: list[int] | None) -> l
     """Configs at every searched value's extremes (each choice, each bound), validated before any trial:
     a key the config does not have, or a value Keras refuses, is refused once, up front."""
     points: list[dict[str, Any]] = []
-    distributions = {key: parse_distribution(text, f"--param {key}") for key, text in plan.params.items()}
-    distributions.update({key: ("choice", list(values)) for key, values in plan.grid.items()})
+    distributions = plan.parsed()
     low = {key: args[0] for key, (kind, args) in distributions.items()}
     points.append(dict(low))
     for key, (kind, args) in distributions.items():
